@@ -1,0 +1,2 @@
+"""internvl-chat: InternVL-Chat-V1.2, re-implemented."""
+__version__ = "0.1.0"
