@@ -1,0 +1,137 @@
+"""MMBench and MMBench-CN (dev: circular accuracy; test: the xlsx the MMBench server takes).
+
+Files (under --data-root/mmbench/): the VLMEvalKit TSVs (MMBench_DEV_EN.tsv, ...),
+InternVL's TSVs (mmbench_dev_20230712.tsv, ...), or the lmms-lab/MMBench parquet
+shards (en/dev-*.parquet, ...). Every circular pass is its own row
+(index = original + k * 1,000,000); a question counts only if every pass is right.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import (
+    MCQ_SUFFIX_CN, MCQ_SUFFIX_EN, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext,
+    check_lengths, find_file, hf_image, is_missing, letter_options, mcq_prompt, mean, parquet_shards, read_parquet,
+    read_tsv, register, require, tsv_image,
+)
+from .scoring import mcq_letter, metric
+
+CIRCULAR_OFFSET = 1_000_000
+_FILES = {  # (language, split) -> TSV names in preference order, parquet glob
+    ("en", "dev"): (["MMBench_DEV_EN.tsv", "mmbench_dev_en_20231003.tsv", "mmbench_dev_20230712.tsv"], "en/dev-*.parquet"),
+    ("cn", "dev"): (["MMBench_DEV_CN.tsv", "mmbench_dev_cn_20231003.tsv"], "cn/dev-*.parquet"),
+    ("en", "test"): (["MMBench_TEST_EN.tsv", "mmbench_test_en_20231003.tsv"], "en/test-*.parquet"),
+    ("cn", "test"): (["MMBench_TEST_CN.tsv", "mmbench_test_cn_20231003.tsv"], "cn/test-*.parquet"),
+}
+_XLSX_DROP = {"image", "_origin"}
+
+
+def _loader(language: str, split: str):
+    def load(data_root: Path) -> list[Sample]:
+        root = data_root / "mmbench"
+        tsvs, pq_glob = _FILES[(language, split)]
+        shards = parquet_shards(root, pq_glob)
+        if shards and not any((root / t).exists() for t in tsvs):
+            rows = read_parquet(shards)
+            images = {id(r): hf_image(r) for r in rows}
+        else:
+            rows = read_tsv(find_file(root, tsvs, f"MMBench {language} {split}"))
+            by_index = {str(r["index"]): r for r in rows}
+            images = {id(r): tsv_image(r, by_index) for r in rows}
+        samples = []
+        for r in rows:
+            try:
+                index = int(float(require(r, "index")))
+            except ValueError:
+                raise BenchmarkDataError(f"{r['_origin']}: index {r['index']!r} is not an integer") from None
+            answer = None if split == "test" or is_missing(r.get("answer")) else str(r["answer"]).strip()
+            samples.append(Sample(
+                id=str(index), image=images[id(r)], question=str(require(r, "question")), answer=answer,
+                choices=letter_options(r), hint=None if is_missing(r.get("hint")) else str(r["hint"]),
+                meta={"category": r.get("category"), "l2-category": r.get("l2-category"),
+                      "row": {k: (None if is_missing(v) else v) for k, v in r.items() if k not in _XLSX_DROP}},
+            ))
+        if split == "dev" and any(s.answer is None for s in samples):
+            missing = next(s.id for s in samples if s.answer is None)
+            raise BenchmarkDataError(f"MMBench {language} dev: row with index {missing} has no answer")
+        return samples
+
+    return load
+
+
+def _prompt(language: str):
+    suffix = MCQ_SUFFIX_CN if language == "cn" else MCQ_SUFFIX_EN
+    return lambda s: mcq_prompt(s.question, s.choices, suffix, hint=s.hint)
+
+
+def _resolved_preds(samples, preds, ctx) -> list[str]:
+    """What the circular scorer sees: InternVL's post-processed letters, or raw text (judge letters if asked)."""
+    out = []
+    for s, p in zip(samples, preds):
+        letter = mcq_letter(s, p, ctx)
+        if ctx.flavour == "internvl":
+            out.append(letter if letter is not None else "")
+        else:
+            out.append(letter if letter is not None else p)
+    return out
+
+
+def _score_dev(name):
+    def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
+        check_lengths(samples, preds, name)
+        resolved = _resolved_preds(samples, preds, ctx)
+        rows = [{"index": int(s.id), "answer": s.answer, **s.choices} for s in samples]
+        hits = metric("mmbench_circular", "vlmevalkit_mcq_circular_eval_exact_matching", rows=rows, preds=resolved)
+        group_hits = {int(k): v for k, v in hits["group_hits"].items()}
+        by_cat: dict[str, list[float]] = {}
+        for s in samples:
+            if int(s.id) < CIRCULAR_OFFSET and s.meta.get("category"):
+                by_cat.setdefault(str(s.meta["category"]), []).append(group_hits[int(s.id) % CIRCULAR_OFFSET])
+        acc = 100.0 * mean(list(group_hits.values()))
+        per_sample = [{"id": s.id, "pred": p, "resolved": r, "answer": s.answer,
+                       "group": int(s.id) % CIRCULAR_OFFSET, "group_hit": group_hits[int(s.id) % CIRCULAR_OFFSET]}
+                      for s, p, r in zip(samples, preds, resolved)]
+        metrics = {"circular_accuracy": acc, "groups": len(group_hits),
+                   "by_category": {k: 100.0 * mean(v) for k, v in sorted(by_cat.items())},
+                   "empty_predictions": sum(1 for p in preds if not p.strip())}
+        return BenchmarkResult(name=name, headline=acc, metrics=metrics, num_samples=len(samples), per_sample=per_sample)
+
+    return score
+
+
+def _score_test(name):
+    def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
+        from openpyxl import Workbook
+
+        check_lengths(samples, preds, name)
+        if ctx.out_dir is None:
+            raise ValueError(f"{name}: an output directory is needed to write the submission file")
+        resolved = _resolved_preds(samples, preds, ctx)
+        columns = [c for c in samples[0].meta["row"] if c != "prediction"]
+        wb = Workbook()
+        ws = wb.active
+        ws.append(columns + ["prediction"])
+        for s, r in zip(samples, resolved):
+            row = s.meta["row"]
+            ws.append([row.get(c) for c in columns] + [r])
+        path = Path(ctx.out_dir) / f"{name}_submission.xlsx"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        wb.save(path)
+        return BenchmarkResult(name=name, headline=None, metrics={"rows": len(samples)}, num_samples=len(samples),
+                               submission=str(path), notes=["upload to the MMBench evaluation server"])
+
+    return score
+
+
+for _lang, _title in (("en", "MMBench"), ("cn", "MMBench-CN")):
+    for _split in ("dev", "test"):
+        _name = f"mmbench-{_split}-{_lang}"
+        register(Benchmark(
+            name=_name, title=_title, split=_split, metric="circular accuracy" if _split == "dev" else "submission",
+            max_new_tokens=100, load=_loader(_lang, _split), prompt=_prompt(_lang),
+            score=_score_dev(_name) if _split == "dev" else _score_test(_name), data_dir="mmbench",
+            has_answers=_split == "dev",
+            flavours={"internvl": "internvl_post_process -> circular exact matching",
+                      "vlmevalkit": "can_infer (+judge) -> circular exact matching"},
+        ))

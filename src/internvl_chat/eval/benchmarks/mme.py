@@ -1,0 +1,110 @@
+"""MME: 14 yes/no subtasks, two questions per image; score = 100*acc + 100*acc+ per subtask.
+
+Files (under --data-root/mme/): VLMEvalKit's MME.tsv, the lmms-lab/MME parquet
+(data/test-*.parquet), or InternVL's layout (Your_Results/<subtask>.txt with
+"image<TAB>question<TAB>Yes|No" lines and images/<subtask>/<image>).
+
+V1.2's own MME run used 5-beam sampling by accident (see internvl-v1.2.md §7.2);
+we decode greedily like every other benchmark.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .base import (
+    SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths,
+    file_image, hf_image, parquet_shards, read_parquet, read_tsv, register, require, tsv_image,
+)
+from .scoring import metric
+
+PERCEPTION = ["existence", "count", "position", "color", "posters", "celebrity", "scene", "landmark", "artwork", "OCR"]
+COGNITION = ["commonsense_reasoning", "numerical_calculation", "text_translation", "code_reasoning"]
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def internvl_post_processing(response: str) -> str:
+    """InternVL's MME runner rewrites outputs before the official parser (eval/mme/eval.py)."""
+    response = response.replace("\n", "").replace("不是", "No").replace("是", "Yes").replace("否", "No")
+    response = response.lower().replace("true", "yes").replace("false", "no")
+    return _CJK.sub("", response)
+
+
+def _sample(sid: str, subtask: str, image_key: str, image, question: str, answer: str, origin: str) -> Sample:
+    if subtask not in PERCEPTION + COGNITION:
+        raise BenchmarkDataError(f"{origin}: unknown MME subtask {subtask!r}")
+    if answer not in ("Yes", "No"):
+        raise BenchmarkDataError(f"{origin}: answer {answer!r} is not Yes or No")
+    return Sample(id=sid, image=image, question=question, answer=answer,
+                  meta={"category": subtask, "image_key": image_key})
+
+
+def load(data_root: Path) -> list[Sample]:
+    root = data_root / "mme"
+    if (root / "MME.tsv").exists():
+        rows = read_tsv(root / "MME.tsv")
+        by_index = {str(r["index"]): r for r in rows}
+        return [_sample(str(r["index"]), str(require(r, "category")), str(r.get("image_path") or r["index"]),
+                        tsv_image(r, by_index), str(require(r, "question")), str(require(r, "answer")), r["_origin"])
+                for r in rows]
+    shards = parquet_shards(root, "data/test-*.parquet")
+    if shards:
+        return [_sample(f"{r['question_id']}#{i}", str(require(r, "category")), str(require(r, "question_id")),
+                        hf_image(r), str(require(r, "question")), str(require(r, "answer")), r["_origin"])
+                for i, r in enumerate(read_parquet(shards))]
+    txt_dir = root / "Your_Results"
+    if txt_dir.is_dir():
+        samples = []
+        for txt in sorted(txt_dir.glob("*.txt")):
+            subtask = txt.stem
+            for line_no, line in enumerate(txt.read_text(encoding="utf-8").splitlines(), start=1):
+                if not line.strip():
+                    continue
+                origin = f"{txt.name} line {line_no}"
+                parts = line.split("\t")
+                if len(parts) < 3:
+                    raise BenchmarkDataError(f"{txt}:{line_no}: expected image<TAB>question<TAB>answer")
+                img, question, gt = parts[0], parts[1], parts[2].strip()
+                samples.append(_sample(f"{subtask}/{img}#{line_no}", subtask, img,
+                                       file_image(root, f"images/{subtask}/{img}", origin), question, gt, origin))
+        if samples:
+            return samples
+    raise BenchmarkDataError(f"MME: found none of {root}/MME.tsv, {root}/data/test-*.parquet, {txt_dir}/*.txt")
+
+
+def prompt(s: Sample) -> str:
+    return s.question + " " + SHORT_ANSWER_SUFFIX
+
+
+def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
+    check_lengths(samples, preds, "mme")
+    by_task: dict[str, list[list[str]]] = {}
+    for s, p in zip(samples, preds):
+        pred = internvl_post_processing(p) if ctx.flavour == "internvl" else p
+        by_task.setdefault(s.meta["category"], []).append([s.meta["image_key"], s.answer, pred])
+    subtasks = {}
+    for task, rows in by_task.items():
+        # the official script chunks lines two by two, so an image's questions must be adjacent
+        rows.sort(key=lambda r: r[0])
+        if ctx.flavour == "internvl":
+            subtasks[task] = metric("mme_subtask", "mme_official", subtask=task, rows=rows)
+        else:
+            subtasks[task] = metric("mme_subtask", "vlmevalkit_MME_rating", subtask=task, rows=rows)
+    perception = sum(subtasks[t]["score"] for t in PERCEPTION if t in subtasks)
+    cognition = sum(subtasks[t]["score"] for t in COGNITION if t in subtasks)
+    missing = [t for t in PERCEPTION + COGNITION if t not in subtasks]
+    notes = [f"subtasks missing from the data (sums are partial): {', '.join(missing)}"] if missing else []
+    metrics = {"perception": perception, "cognition": cognition, "subtasks": subtasks,
+               "empty_predictions": sum(1 for p in preds if not p.strip())}
+    per_sample = [{"id": s.id, "pred": p, "answer": s.answer} for s, p in zip(samples, preds)]
+    return BenchmarkResult(name="mme", headline=perception, metrics=metrics, num_samples=len(samples),
+                           per_sample=per_sample, notes=notes)
+
+
+register(Benchmark(
+    name="mme", title="MME", split="test", metric="perception score (sum of 10 subtasks)", max_new_tokens=20,
+    load=load, prompt=prompt, score=score, data_dir="mme",
+    flavours={"internvl": "InternVL post-processing + official MME calculation",
+              "vlmevalkit": "VLMEvalKit YOrN_Extraction + MME_rating"},
+))

@@ -1,0 +1,74 @@
+"""MMVP: 150 pairs of questions; a pair counts only if both are right (the V1.2 headline).
+
+Files (under --data-root/mmvp/): the original release (Questions.csv with
+"(a) X (b) Y" options and "MMVP Images/<Index>.jpg"), or VLMEvalKit's MMVP.tsv.
+Gold answers are the original ones (not lmms-eval's corrected 99/100/279/280).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from .base import (
+    Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, letter_options,
+    mcq_prompt, read_tsv, register, require, tsv_image,
+)
+from .scoring import accuracy_result, mcq_letter, metric
+
+
+def _split_options(text: str, origin: str) -> dict[str, str]:
+    if "(b)" not in text:
+        raise BenchmarkDataError(f"{origin}: options {text!r} are not of the form '(a) X (b) Y'")
+    a, b = text.split("(b)", 1)
+    return {"A": a.replace("(a)", "").strip(), "B": b.strip()}
+
+
+def load(data_root: Path) -> list[Sample]:
+    root = data_root / "mmvp"
+    csv_path = root / "Questions.csv"
+    if csv_path.exists():
+        samples = []
+        with open(csv_path, newline="", encoding="utf-8") as f:
+            for line, r in enumerate(csv.DictReader(f), start=2):
+                origin = f"Questions.csv line {line}"
+                r["_origin"] = origin
+                index = str(require(r, "Index")).strip()
+                gold = str(require(r, "Correct Answer")).strip()
+                letter = {"(a)": "A", "(b)": "B"}.get(gold)
+                if letter is None:
+                    raise BenchmarkDataError(f"{origin}: Correct Answer {gold!r} is not (a) or (b)")
+                samples.append(Sample(id=index, image=file_image(root, f"MMVP Images/{index}.jpg", origin),
+                                      question=str(require(r, "Question")), answer=letter,
+                                      choices=_split_options(str(require(r, "Options")), origin)))
+        return samples
+    if (root / "MMVP.tsv").exists():
+        rows = read_tsv(root / "MMVP.tsv")
+        by_index = {str(r["index"]): r for r in rows}
+        return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
+                       answer=str(require(r, "answer")).strip(), choices=letter_options(r)) for r in rows]
+    raise BenchmarkDataError(f"MMVP: found neither {csv_path} nor {root / 'MMVP.tsv'}")
+
+
+def prompt(s: Sample) -> str:
+    return mcq_prompt(s.question, s.choices)
+
+
+def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
+    check_lengths(samples, preds, "mmvp")
+    if len(samples) % 2:
+        raise ValueError(f"mmvp: {len(samples)} questions cannot form pairs (use an even --limit)")
+    letters = [mcq_letter(s, p, ctx) for s, p in zip(samples, preds)]
+    hits = [float(letter == s.answer) for s, letter in zip(samples, letters)]
+    pairs = metric("mmvp_pairs", "vlmevalkit_report_acc_MMVP", hits=[int(h) for h in hits])
+    result = accuracy_result("mmvp", samples, preds, hits, [{"parsed": x} for x in letters], group_key=None)
+    result.metrics.update(pair_accuracy=100.0 * pairs["Overall"], question_accuracy=100.0 * pairs["Average"])
+    result.headline = result.metrics["pair_accuracy"]
+    return result
+
+
+register(Benchmark(
+    name="mmvp", title="MMVP", split="test", metric="pair accuracy", max_new_tokens=100, load=load, prompt=prompt,
+    score=score, data_dir="mmvp",
+    flavours={"internvl": "post_process letter, consecutive pairs", "vlmevalkit": "can_infer (+judge), pairs"},
+))

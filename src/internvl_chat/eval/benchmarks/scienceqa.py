@@ -1,0 +1,82 @@
+"""ScienceQA-IMG (the 2,017 test questions that have an image): option-letter accuracy.
+
+Files (under --data-root/scienceqa/): InternVL's scienceqa_test_img.jsonl (fields
+image (path relative to this folder), hint, question, choices, answer (index)),
+VLMEvalKit's ScienceQA_TEST.tsv, or the derek-thomas/ScienceQA parquet
+(data/test-*.parquet; rows without an image are skipped, as in the IMG subset).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import (
+    LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, hf_image,
+    is_missing, letter_options, list_options, mcq_prompt, parquet_shards, read_jsonl, read_parquet, read_tsv,
+    register, require, tsv_image,
+)
+from .scoring import accuracy_result, mcq_letter
+
+
+def _hint(value) -> str | None:
+    return None if is_missing(value) else str(value)  # InternVL drops empty hints
+
+
+def _answer_letter(r: dict, n_choices: int) -> str:
+    answer = require(r, "answer")
+    try:
+        index = int(answer)
+    except (TypeError, ValueError):
+        raise BenchmarkDataError(f"{r['_origin']}: answer {answer!r} is not an option index") from None
+    if not 0 <= index < n_choices:
+        raise BenchmarkDataError(f"{r['_origin']}: answer index {index} but only {n_choices} choices")
+    return LETTERS[index]
+
+
+def load(data_root: Path) -> list[Sample]:
+    root = data_root / "scienceqa"
+    if (root / "scienceqa_test_img.jsonl").exists():
+        out = []
+        for i, r in enumerate(read_jsonl(root / "scienceqa_test_img.jsonl")):
+            choices = list_options(require(r, "choices"))
+            out.append(Sample(id=str(r.get("question_id", i)), image=file_image(root, require(r, "image"), r["_origin"]),
+                              question=str(require(r, "question")), answer=_answer_letter(r, len(choices)),
+                              choices=choices, hint=_hint(r.get("hint"))))
+        return out
+    if (root / "ScienceQA_TEST.tsv").exists():
+        rows = read_tsv(root / "ScienceQA_TEST.tsv")
+        by_index = {str(r["index"]): r for r in rows}
+        return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
+                       answer=str(require(r, "answer")).strip(), choices=letter_options(r), hint=_hint(r.get("hint")),
+                       meta={"category": r.get("category")}) for r in rows]
+    shards = parquet_shards(root, "data/test-*.parquet")
+    if shards:
+        out = []
+        for i, r in enumerate(read_parquet(shards)):
+            if not r.get("image"):
+                continue
+            choices = list_options(list(require(r, "choices")))
+            out.append(Sample(id=str(i), image=hf_image(r), question=str(require(r, "question")),
+                              answer=_answer_letter(r, len(choices)), choices=choices, hint=_hint(r.get("hint")),
+                              meta={"category": r.get("subject")}))
+        return out
+    raise BenchmarkDataError(f"ScienceQA: found none of {root}/scienceqa_test_img.jsonl, ScienceQA_TEST.tsv, "
+                             "data/test-*.parquet")
+
+
+def prompt(s: Sample) -> str:
+    return mcq_prompt(s.question, s.choices, hint=s.hint)
+
+
+def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
+    check_lengths(samples, preds, "scienceqa-img")
+    letters = [mcq_letter(s, p, ctx, internvl_flavour="internvl_post_process_scienceqa") for s, p in zip(samples, preds)]
+    hits = [float(x == s.answer) for s, x in zip(samples, letters)]
+    return accuracy_result("scienceqa-img", samples, preds, hits, [{"parsed": x} for x in letters])
+
+
+register(Benchmark(
+    name="scienceqa-img", title="ScienceQA", split="test (image)", metric="accuracy", max_new_tokens=100, load=load,
+    prompt=prompt, score=score, data_dir="scienceqa",
+    flavours={"internvl": "ScienceQA post_process letter", "vlmevalkit": "can_infer (+judge)"},
+))

@@ -1,0 +1,60 @@
+"""Glue between benchmarks and `internvl_chat.eval.metrics.score`: letter extraction and tallies.
+
+The metric rules themselves live in `internvl_chat.eval.metrics`; this module
+only decides which metric/flavour a benchmark calls and how it aggregates.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from .base import BenchmarkResult, Sample, ScoreContext, mean
+
+
+def metric(name: str, flavour: str | None, **inputs: Any) -> Any:
+    from ..metrics import score  # imported late: the metrics package is optional until scoring
+
+    return score(name, flavour, **inputs)
+
+
+def mcq_letter(sample: Sample, pred: str, ctx: ScoreContext, internvl_flavour: str = "internvl_post_process") -> str | None:
+    """The option letter a prediction picks, or None / the raw text when it picks none.
+
+    InternVL flavour: its `post_process` (first character, else option text
+    found in the output, else the stripped output). InternVL's scripts crash
+    (IndexError) on an empty output; we score it as "no answer" instead and the
+    result counts such outputs in `empty_predictions`.
+    VLMEvalKit flavour: `can_infer`; when that fails and a judge is configured,
+    the judge picks the option (VLMEvalKit's MCQ judge prompt).
+    """
+    if ctx.flavour == "internvl":
+        if not pred.strip():
+            return None
+        return metric("mcq_match", internvl_flavour, pred=pred, choices=sample.choices)
+    letter = metric("mcq_match", "vlmevalkit_can_infer", pred=pred, choices=sample.choices)
+    if letter is None and ctx.judge is not None:
+        letter = ctx.judge.choose_option(sample.question, sample.choices, pred)
+    return letter
+
+
+def accuracy_result(
+    name: str, samples: list[Sample], preds: list[str], hits: list[float], extra: list[dict] | None = None,
+    group_key: str | None = "category", notes: list[str] | None = None,
+) -> BenchmarkResult:
+    """Percent accuracy overall and per `meta[group_key]`, with one per-sample record each."""
+    per_sample = []
+    groups: dict[str, list[float]] = defaultdict(list)
+    for i, (s, p, h) in enumerate(zip(samples, preds, hits)):
+        rec = {"id": s.id, "pred": p, "answer": s.answer, "hit": h}
+        if extra:
+            rec.update(extra[i])
+        per_sample.append(rec)
+        if group_key and s.meta.get(group_key) not in (None, ""):
+            groups[str(s.meta[group_key])].append(h)
+    metrics: dict[str, Any] = {"accuracy": 100.0 * mean(hits)}
+    if groups:
+        metrics[f"by_{group_key}"] = {k: 100.0 * mean(v) for k, v in sorted(groups.items())}
+    metrics["empty_predictions"] = sum(1 for p in preds if not p.strip())
+    return BenchmarkResult(name=name, headline=metrics["accuracy"], metrics=metrics, num_samples=len(samples),
+                           per_sample=per_sample, notes=list(notes or []))

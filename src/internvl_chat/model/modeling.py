@@ -1,0 +1,309 @@
+"""InternVLChatModel: InternViT -> pixel shuffle -> MLP projector -> LLM (V1.2 semantics).
+
+Weight names are those of the released checkpoint: `vision_model.*`, `mlp1.{0,1,3}.*`,
+`language_model.*` (a transformers causal LM, Llama for Nous-Hermes-2-Yi-34B).
+Differences from the original are deliberate and small:
+- a count mismatch between `<IMG_CONTEXT>` tokens and image features raises
+  (the original silently trains that micro-batch without any image);
+- nothing is printed, nothing assumes CUDA;
+- `num_items_in_batch` lets a trainer weight the loss by tokens across micro-batches.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedModel
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+from ..constants import IGNORE_INDEX, IMAGE_PLACEHOLDER, IMG_CONTEXT_TOKEN, IMG_END_TOKEN, IMG_START_TOKEN
+from ..conversation import get_conv_template
+from .configuration import InternVLChatConfig
+from .vision import InternVisionModel
+
+LLM_LORA_TARGETS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                    "mlp.gate_proj", "mlp.down_proj", "mlp.up_proj"]
+VIT_LORA_TARGETS = ["attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"]
+
+
+def pixel_shuffle(x: torch.Tensor, scale_factor: float = 0.5, ps_version: str = "v1") -> torch.Tensor:
+    """Merge 2x2 patch neighbourhoods into channels: (n, 32, 32, c) -> (n, 16, 16, 4c) at scale 0.5.
+
+    Output channels are the four chunks (2i,2j), (2i,2j+1), (2i+1,2j), (2i+1,2j+1).
+    'v1' (V1.2) leaves the grid transposed, so flattened token t = j*16 + i;
+    'v2' (V1.5+) swaps it back, t = i*16 + j. V1.2 weights need 'v1'.
+    """
+    n, w, h, c = x.shape
+    x = x.reshape(n, w, int(h * scale_factor), int(c / scale_factor))
+    x = x.permute(0, 2, 1, 3).contiguous()
+    x = x.reshape(n, int(h * scale_factor), int(w * scale_factor), int(c / (scale_factor * scale_factor)))
+    if ps_version == "v2":
+        x = x.permute(0, 2, 1, 3).contiguous()
+    return x
+
+
+def default_llm_attn_implementation() -> str:
+    """SDPA everywhere; flash-attn 2 only where it is installed and a GPU is present."""
+    if torch.cuda.is_available():
+        try:
+            import flash_attn  # noqa: F401
+
+            return "flash_attention_2"
+        except ImportError:
+            pass
+    return "sdpa"
+
+
+class InternVLChatModel(PreTrainedModel):
+    config_class = InternVLChatConfig
+    base_model_prefix = ""
+    main_input_name = "pixel_values"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _no_split_modules = ["InternVisionEncoderLayer", "LlamaDecoderLayer"]
+
+    def __init__(self, config: InternVLChatConfig, vision_model=None, language_model=None,
+                 attn_implementation: str | None = None):
+        super().__init__(config)
+        self.select_layer = config.select_layer
+        self.template = config.template or "Hermes-2"
+        self.downsample_ratio = config.downsample_ratio
+        self.ps_version = getattr(config, "ps_version", "v1") or "v1"
+        self.num_image_token = config.num_image_token
+        self.vision_model = vision_model if vision_model is not None else InternVisionModel(config.vision_config)
+        if language_model is None:
+            impl = attn_implementation or default_llm_attn_implementation()
+            language_model = AutoModelForCausalLM.from_config(config.llm_config, attn_implementation=impl)
+        self.language_model = language_model
+        vit_hidden = config.vision_config.hidden_size * int(1 / config.downsample_ratio) ** 2
+        llm_hidden = config.llm_config.hidden_size
+        self.mlp1 = nn.Sequential(
+            nn.LayerNorm(vit_hidden), nn.Linear(vit_hidden, llm_hidden), nn.GELU(), nn.Linear(llm_hidden, llm_hidden)
+        )
+        if config.force_image_size and config.force_image_size != config.vision_config.image_size:
+            self.vision_model.resize_pos_embeddings(
+                config.vision_config.image_size, config.force_image_size, config.vision_config.patch_size)
+        self.img_context_token_id: int | None = None
+        self.post_init()
+        if config.use_backbone_lora:
+            self.wrap_backbone_lora(r=config.use_backbone_lora, lora_alpha=2 * config.use_backbone_lora)
+        if config.use_llm_lora:
+            self.wrap_llm_lora(r=config.use_llm_lora, lora_alpha=2 * config.use_llm_lora)
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            module.weight.normal_(0.0, 0.02)
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, nn.LayerNorm):
+            module.weight.fill_(1.0)
+            module.bias.zero_()
+
+    # -- LoRA (PEFT), with the original target modules and alpha = 2r, dropout 0.05 ----------------
+    def wrap_backbone_lora(self, r: int = 128, lora_alpha: int = 256, lora_dropout: float = 0.05) -> None:
+        from peft import LoraConfig, get_peft_model
+
+        cfg = LoraConfig(r=r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, target_modules=VIT_LORA_TARGETS)
+        self.vision_model = get_peft_model(self.vision_model, cfg)
+
+    def wrap_llm_lora(self, r: int = 128, lora_alpha: int = 256, lora_dropout: float = 0.05) -> None:
+        from peft import LoraConfig, get_peft_model
+
+        cfg = LoraConfig(r=r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, target_modules=LLM_LORA_TARGETS,
+                         task_type="CAUSAL_LM")
+        self.language_model = get_peft_model(self.language_model, cfg)
+        self.language_model.enable_input_require_grads()
+
+    # -- vision path ---------------------------------------------------------------------------
+    def pixel_shuffle(self, x: torch.Tensor, scale_factor: float = 0.5) -> torch.Tensor:
+        return pixel_shuffle(x, scale_factor, self.ps_version)
+
+    def extract_feature(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, num_image_token, llm_hidden)."""
+        if self.select_layer == -1:
+            vit = self.vision_model(pixel_values=pixel_values, output_hidden_states=False).last_hidden_state
+        else:
+            vit = self.vision_model(pixel_values=pixel_values, output_hidden_states=True).hidden_states[self.select_layer]
+        vit = vit[:, 1:, :]  # drop CLS
+        h = w = int(vit.shape[1] ** 0.5)
+        vit = vit.reshape(vit.shape[0], h, w, -1)
+        vit = self.pixel_shuffle(vit, scale_factor=self.downsample_ratio)
+        vit = vit.reshape(vit.shape[0], -1, vit.shape[-1])
+        return self.mlp1(vit)
+
+    def _merge_image_features(self, input_ids: torch.Tensor, input_embeds: torch.Tensor,
+                              vit_embeds: torch.Tensor) -> torch.Tensor:
+        """Write image features, in order, into the embeddings of the <IMG_CONTEXT> positions."""
+        if self.img_context_token_id is None:
+            raise ValueError("model.img_context_token_id is not set; set it to tokenizer.convert_tokens_to_ids('<IMG_CONTEXT>')")
+        B, N, C = input_embeds.shape
+        flat = input_embeds.reshape(B * N, C)
+        positions = (input_ids.reshape(B * N) == self.img_context_token_id).nonzero().squeeze(1)
+        feats = vit_embeds.reshape(-1, C)
+        if positions.numel() != feats.shape[0]:
+            raise ValueError(
+                f"{positions.numel()} <IMG_CONTEXT> tokens in input_ids but {feats.shape[0]} image feature vectors "
+                f"({vit_embeds.shape[0]} images x {self.num_image_token} tokens); every image needs exactly "
+                f"{self.num_image_token} <IMG_CONTEXT> tokens (was the sequence truncated inside an image block?)")
+        return flat.index_copy(0, positions, feats.to(flat.dtype)).reshape(B, N, C)
+
+    # -- training / scoring forward ---------------------------------------------------------------
+    def forward(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        image_flags: torch.Tensor | None = None,
+        past_key_values=None,
+        labels: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        num_items_in_batch: int | torch.Tensor | None = None,
+        **kwargs,
+    ):
+        input_embeds = self.language_model.get_input_embeddings()(input_ids)
+        unused = None
+        if pixel_values is not None:
+            vit_embeds = self.extract_feature(pixel_values)
+            if image_flags is not None:
+                keep = image_flags.reshape(-1) == 1
+                if not bool(keep.all()):
+                    unused = vit_embeds[~keep]
+                vit_embeds = vit_embeds[keep]
+            input_embeds = self._merge_image_features(input_ids, input_embeds, vit_embeds)
+        if past_key_values is not None:
+            kwargs["past_key_values"] = past_key_values
+        outputs = self.language_model(
+            inputs_embeds=input_embeds, attention_mask=attention_mask, position_ids=position_ids,
+            use_cache=use_cache, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states, return_dict=True, **kwargs,
+        )
+        logits = outputs.logits
+        loss = None
+        if labels is not None:
+            loss = causal_lm_loss(logits, labels, num_items_in_batch)
+            if unused is not None and torch.is_grad_enabled():
+                # Text-only samples run the ViT on a dummy image whose features are dropped; a zero-weighted
+                # term keeps every ViT parameter in the graph so sharded ranks never wait on a missing gradient.
+                loss = loss + 0.0 * unused.sum()
+        out = CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=outputs.past_key_values,
+                                     hidden_states=outputs.hidden_states, attentions=outputs.attentions)
+        return out if return_dict is not False else out.to_tuple()
+
+    # -- generation ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, pixel_values=None, input_ids=None, attention_mask=None, visual_features=None,
+                 generation_config: GenerationConfig | None = None, **generate_kwargs) -> torch.Tensor:
+        """Greedy/sampled decoding from a prompt with image blocks; returns only the new token ids."""
+        input_embeds = self.language_model.get_input_embeddings()(input_ids)
+        if pixel_values is not None or visual_features is not None:
+            vit_embeds = visual_features if visual_features is not None else self.extract_feature(
+                pixel_values.to(self.vision_model.dtype))
+            input_embeds = self._merge_image_features(input_ids, input_embeds, vit_embeds)
+        return self.language_model.generate(inputs_embeds=input_embeds, attention_mask=attention_mask,
+                                            generation_config=generation_config, use_cache=True, **generate_kwargs)
+
+    def _system_message(self, template) -> str:
+        return getattr(self.config, "system_message", None) or template.system_message
+
+    def build_prompt(self, question: str, history=None, num_patches_list=None, has_image: bool = True) -> str:
+        """The full templated prompt (image blocks expanded) for one question, as `chat` uses it."""
+        if history is None and has_image and IMAGE_PLACEHOLDER not in question:
+            question = IMAGE_PLACEHOLDER + "\n" + question
+        template = get_conv_template(self.template)
+        template.system_message = self._system_message(template)
+        for old_q, old_a in history or []:
+            template.append_message(template.roles[0], old_q)
+            template.append_message(template.roles[1], old_a)
+        template.append_message(template.roles[0], question)
+        template.append_message(template.roles[1], None)
+        query = template.get_prompt()
+        for n in num_patches_list or []:
+            block = IMG_START_TOKEN + IMG_CONTEXT_TOKEN * (self.num_image_token * n) + IMG_END_TOKEN
+            query = query.replace(IMAGE_PLACEHOLDER, block, 1)
+        return query
+
+    def _prepare_generation(self, tokenizer, generation_config: dict) -> tuple[dict, str]:
+        self.img_context_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)
+        template = get_conv_template(self.template)
+        stop_ids = template.stop_token_ids_for(tokenizer)
+        cfg = dict(generation_config)
+        cfg.setdefault("eos_token_id", stop_ids or tokenizer.eos_token_id)
+        if tokenizer.pad_token_id is not None:
+            cfg.setdefault("pad_token_id", tokenizer.pad_token_id)
+        return cfg, template.sep.strip()
+
+    @staticmethod
+    def _clean_response(text: str, sep: str) -> str:
+        return (text.split(sep)[0] if sep else text).strip()
+
+    def chat(self, tokenizer, pixel_values, question: str, generation_config: dict, history=None,
+             return_history: bool = False, num_patches_list=None, IMG_START_TOKEN=IMG_START_TOKEN,
+             IMG_END_TOKEN=IMG_END_TOKEN, IMG_CONTEXT_TOKEN=IMG_CONTEXT_TOKEN, verbose: bool = False,
+             streamer=None):
+        """One turn of a conversation about zero or more images (original call signature)."""
+        del IMG_START_TOKEN, IMG_END_TOKEN, IMG_CONTEXT_TOKEN  # fixed by the checkpoint's tokenizer
+        if num_patches_list is None:
+            num_patches_list = [pixel_values.shape[0]] if pixel_values is not None else []
+        if pixel_values is not None and len(pixel_values) != sum(num_patches_list):
+            raise ValueError(f"pixel_values has {len(pixel_values)} images but num_patches_list sums to {sum(num_patches_list)}")
+        cfg, sep = self._prepare_generation(tokenizer, generation_config)
+        query = self.build_prompt(question, history, num_patches_list, has_image=pixel_values is not None)
+        inputs = tokenizer(query, return_tensors="pt", add_special_tokens=True)
+        out = self.generate(pixel_values=pixel_values, input_ids=inputs["input_ids"].to(self.device),
+                            attention_mask=inputs["attention_mask"].to(self.device), streamer=streamer, **cfg)
+        response = self._clean_response(tokenizer.batch_decode(out, skip_special_tokens=True)[0], sep)
+        if verbose:
+            print(query.replace(IMG_CONTEXT_TOKEN * self.num_image_token, "<IMG_CONTEXT>*N"), response)
+        if return_history:
+            return response, list(history or []) + [(question, response)]
+        return response
+
+    def batch_chat(self, tokenizer, pixel_values, questions: list[str], generation_config: dict,
+                   num_patches_list=None, history=None, return_history: bool = False, verbose: bool = False,
+                   image_counts=None, **kwargs) -> list[str]:
+        """Several independent single-turn questions in one left-padded batch."""
+        if history is not None or return_history:
+            raise NotImplementedError("batch_chat does not take a history; use chat() per conversation")
+        if image_counts is not None:
+            num_patches_list = image_counts
+        if num_patches_list is None:
+            num_patches_list = [1] * len(questions) if pixel_values is not None else [0] * len(questions)
+        if len(num_patches_list) != len(questions):
+            raise ValueError(f"{len(questions)} questions but num_patches_list has {len(num_patches_list)} entries")
+        if pixel_values is not None and len(pixel_values) != sum(num_patches_list):
+            raise ValueError(f"pixel_values has {len(pixel_values)} images but num_patches_list sums to {sum(num_patches_list)}")
+        cfg, sep = self._prepare_generation(tokenizer, generation_config)
+        queries = [self.build_prompt(q, None, [n] if n else [], has_image=n > 0) for q, n in zip(questions, num_patches_list)]
+        side = tokenizer.padding_side
+        tokenizer.padding_side = "left"
+        try:
+            inputs = tokenizer(queries, return_tensors="pt", padding=True)
+        finally:
+            tokenizer.padding_side = side
+        out = self.generate(pixel_values=pixel_values, input_ids=inputs["input_ids"].to(self.device),
+                            attention_mask=inputs["attention_mask"].to(self.device), **cfg)
+        responses = [self._clean_response(t, sep) for t in tokenizer.batch_decode(out, skip_special_tokens=True)]
+        if verbose:
+            for q, r in zip(questions, responses):
+                print(q, r)
+        return responses
+
+
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:
+    """Next-token cross-entropy over shifted labels (-100 ignored), in fp32.
+
+    Mean over supervised tokens (the original), or sum / num_items_in_batch when a
+    trainer passes the token count of the whole (accumulated, all-rank) batch.
+    """
+    shift_logits = logits[..., :-1, :].float().reshape(-1, logits.shape[-1])
+    shift_labels = labels[..., 1:].reshape(-1).to(shift_logits.device)
+    if num_items_in_batch is None:
+        return F.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE_INDEX)
+    return F.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE_INDEX, reduction="sum") / num_items_in_batch
