@@ -10,8 +10,6 @@ saved one is readable by the original code. Unknown keys (`auto_map`,
 from __future__ import annotations
 
 import copy
-import json
-import os
 from typing import Any
 
 import transformers
@@ -75,13 +73,11 @@ class InternVisionConfig(PreTrainedConfig):
             raise ValueError(f"norm_type must be 'rms_norm' or 'layer_norm', got {norm_type!r}")
 
     @classmethod
-    def from_pretrained(cls, path, **kwargs) -> "InternVisionConfig":
+    def from_pretrained(cls, path, **kwargs):
         """Read a stand-alone InternViT folder, or the `vision_config` of a chat checkpoint."""
-        with open(os.path.join(path, "config.json")) as f:
-            d = json.load(f)
-        d = d.get("vision_config", d)
-        d.update(kwargs)
-        return cls.from_dict(d)
+        config_dict, kwargs = cls.get_config_dict(path, **kwargs)
+        config_dict = config_dict.get("vision_config", config_dict)
+        return cls.from_dict(config_dict, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         return _clean(super().to_dict())

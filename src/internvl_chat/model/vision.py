@@ -162,7 +162,8 @@ class InternVisionEncoderLayer(nn.Module):
 class InternVisionEncoder(nn.Module):
     def __init__(self, config: InternVisionConfig):
         super().__init__()
-        rates = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers).tolist()
+        n = config.num_hidden_layers  # linear stochastic-depth schedule, as torch.linspace(0, rate, n)
+        rates = [config.drop_path_rate * i / (n - 1) if n > 1 else 0.0 for i in range(n)]
         self.layers = nn.ModuleList(InternVisionEncoderLayer(config, r) for r in rates)
         # The original checkpoints activations here by default while training; the
         # trainer switches it on explicitly (see train/parallel.py).
