@@ -253,6 +253,8 @@ class InternVLChatModel(PreTrainedModel):
             num_patches_list = [pixel_values.shape[0]] if pixel_values is not None else []
         if pixel_values is not None and len(pixel_values) != sum(num_patches_list):
             raise ValueError(f"pixel_values has {len(pixel_values)} images but num_patches_list sums to {sum(num_patches_list)}")
+        if history is None and pixel_values is not None and IMAGE_PLACEHOLDER not in question:
+            question = IMAGE_PLACEHOLDER + "\n" + question  # kept in the history, as the original does
         cfg, sep = self._prepare_generation(tokenizer, generation_config)
         query = self.build_prompt(question, history, num_patches_list, has_image=pixel_values is not None)
         inputs = tokenizer(query, return_tensors="pt", add_special_tokens=True)
