@@ -201,3 +201,19 @@ def test_init_cli_writes_a_loadable_tiny_model(tmp_path):
     assert cfg["llm_config"]["hidden_size"] == 7168 and cfg["vision_config"]["num_hidden_layers"] == 45
     assert not (tmp_path / "big" / "model.safetensors").exists()
     _ = build_tiny_model  # the preset API used above is public
+
+
+def test_split_model_device_map_covers_every_layer_and_keeps_merge_on_gpu0():
+    from internvl_chat.model.device_map import split_model
+
+    for gpus in (1, 2, 4, 8):
+        dm = split_model(60, gpus)
+        layers = {k: v for k, v in dm.items() if k.startswith("language_model.model.layers.")}
+        assert len(layers) == 60 and set(dm.values()) <= set(range(gpus))
+        for k in ("vision_model", "mlp1", "language_model.model.embed_tokens", "language_model.lm_head",
+                  "language_model.model.norm", "language_model.model.layers.59"):
+            assert dm[k] == 0
+        if gpus > 1:
+            assert len({v for v in layers.values()}) == gpus
+    with pytest.raises(ValueError):
+        split_model(60, 0)

@@ -66,6 +66,7 @@ class InternVisionConfig(PreTrainedConfig):
         self.attention_dropout = attention_dropout
         self.initializer_range = initializer_range
         self.initializer_factor = initializer_factor
+        _torch_dtype_to_dtype(kwargs)
         super().__init__(**kwargs)
         if hidden_size % num_attention_heads:
             raise ValueError(f"hidden_size {hidden_size} is not divisible by num_attention_heads {num_attention_heads}")
@@ -83,6 +84,13 @@ class InternVisionConfig(PreTrainedConfig):
         return _clean(super().to_dict())
 
 
+def _torch_dtype_to_dtype(kwargs: dict) -> None:
+    """Released files say `torch_dtype`; transformers 5 calls it `dtype` (we write `torch_dtype` back)."""
+    if "torch_dtype" in kwargs:
+        value = kwargs.pop("torch_dtype")
+        kwargs.setdefault("dtype", value)
+
+
 def _llm_config_from_dict(d: dict) -> PreTrainedConfig:
     d = dict(d)
     model_type = d.pop("model_type", None)
@@ -96,6 +104,7 @@ def _llm_config_from_dict(d: dict) -> PreTrainedConfig:
     # The released configs name flash-attn; which kernel runs is a runtime choice (see modeling).
     d.pop("attn_implementation", None)
     d.pop("_attn_implementation", None)
+    _torch_dtype_to_dtype(d)
     return AutoConfig.for_model(model_type, **d)
 
 
@@ -136,6 +145,7 @@ class InternVLChatConfig(PreTrainedConfig):
             raise ValueError(f"ps_version must be 'v1' (V1.2) or 'v2' (V1.5+), got {ps_version!r}")
         self.ps_version = ps_version
         kwargs.setdefault("architectures", ["InternVLChatModel"])
+        _torch_dtype_to_dtype(kwargs)
         super().__init__(**kwargs)
 
     @property
