@@ -1,0 +1,246 @@
+"""One entry point for every metric flavour: ``score(metric, flavour, **input)``.
+
+Metric and flavour names, inputs and output shapes follow
+``shared/reference/metric_vectors.jsonl`` (eval-metrics.md "Test vectors"); a
+few extra flavours (e.g. ``internvl_v12_lavis`` VQA accuracy) are ours. The
+default flavour of each metric is the one InternVL used for the V1.2 table.
+
+Where the reference implementation raises on an input (e.g. InternVL's
+``post_process`` on an empty answer), the public function raises a
+:class:`~.errors.ReferenceRaisesError` and ``score`` returns the string
+``"EXCEPTION:<ExceptionName>"``, the form used by the vectors file. Every other
+error (bad input, unknown names) propagates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .anls import anls
+from .choice import match_choice
+from .errors import ReferenceRaisesError
+from .exact import exact_match
+from .mathvista import mathvista_end_to_end, mathvista_is_correct, mathvista_normalize, vlmevalkit_post_check
+from .mmbench import mmbench_circular
+from .mme import mme_subtask_score
+from .mmmu import mmmu_end_to_end, mmmu_eval_open, mmmu_parse_multi_choice, mmmu_parse_open
+from .mmvp import mmvp_pair_accuracy
+from .pope import pope_metrics, pope_metrics_from_counts
+from .relaxed import relaxed_accuracy
+from .vqa import vqa_accuracy, vqa_normalize
+from .yesno import parse_yes_no
+
+Scorer = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """The flavours of one metric (name -> callable taking the vector's ``input`` keys) and its default."""
+
+    flavours: dict[str, Scorer]
+    default: str
+    description: str
+
+
+def _mmmu_open(response: str, gold: str | list[str]) -> dict[str, Any]:
+    parsed = mmmu_parse_open(response)
+    return {"parsed": sorted(parsed, key=str), "correct": mmmu_eval_open(gold, parsed)}
+
+
+def _mathvista_official(extraction, choices, question_type, answer_type, answer, precision=None) -> dict[str, Any]:
+    normalized = mathvista_normalize(extraction, choices, question_type, answer_type, precision)
+    return {"normalized": normalized, "correct": mathvista_is_correct(normalized, answer)}
+
+
+def _mathvista_vlmevalkit(extraction, choices, question_type, answer_type, answer, precision=None) -> dict[str, Any]:
+    del precision  # VLMEvalKit compares floats exactly, without rounding
+    return {"correct": vlmevalkit_post_check(extraction, answer, choices, question_type, answer_type)}
+
+
+def _mmbench(rows, preds) -> dict[str, Any]:
+    result = mmbench_circular(rows, preds)
+    return {"group_hits": {str(group): hit for group, hit in result.group_hits.items()}}
+
+
+def _mme(flavour: str, keys: tuple[str, ...]) -> Scorer:
+    def run(rows, subtask: str = "subtask") -> dict[str, float]:
+        if isinstance(rows, str):
+            raise ValueError(f"mme_subtask: rows must be a list of [image, gt, pred], got the string {rows!r}")
+        result = mme_subtask_score(rows, flavour, subtask=subtask)
+        return {key: result[key] for key in keys}
+
+    return run
+
+
+def _counts(TP: int, FP: int, TN: int, FN: int, case: str | None = None) -> dict[str, float]:  # noqa: N803
+    del case  # a label for the row only
+    return pope_metrics_from_counts(TP, FP, TN, FN)
+
+
+REGISTRY: dict[str, MetricSpec] = {
+    "vqa_normalize": MetricSpec(
+        {
+            "internvl_v12_lavis": lambda text: vqa_normalize(text, "internvl_v12_lavis"),
+            "official_vqav2_when_gts_differ": lambda text: vqa_normalize(text, "official_vqav2"),
+            "evalai_m4c": lambda text: vqa_normalize(text, "evalai_m4c"),
+            "vlmevalkit": lambda text: vqa_normalize(text, "vlmevalkit"),
+        },
+        "internvl_v12_lavis",
+        "VQA answer normalisation of one string",
+    ),
+    "vqa_accuracy": MetricSpec(
+        {f: (lambda f: lambda gts, pred: vqa_accuracy(pred, gts, f))(f)
+         for f in ("internvl_v12_lavis", "official_vqav2", "evalai_m4c", "vlmevalkit")},
+        "internvl_v12_lavis",
+        "10-annotator VQA accuracy of one question (TextVQA, VizWiz)",
+    ),
+    "anls": MetricSpec({"official_rrc": lambda gts, pred: anls(pred, gts)}, "official_rrc", "DocVQA ANLS"),
+    "relaxed_accuracy": MetricSpec(
+        {f: (lambda f: lambda gt, pred: relaxed_accuracy(pred, gt, f))(f)
+         for f in ("internvl_swapped", "vlmevalkit_gt_relative")},
+        "internvl_swapped",
+        "ChartQA relaxed accuracy",
+    ),
+    "exact_match": MetricSpec(
+        {f: (lambda f: lambda gt, pred: exact_match(pred, gt, f))(f)
+         for f in ("llava_gqa_rstrip_period_lower", "vlmevalkit_strip_lower", "internvl_strip_lower")},
+        "llava_gqa_rstrip_period_lower",
+        "exact-match accuracy (GQA, AI2D)",
+    ),
+    "yesno_parse": MetricSpec(
+        {f: (lambda f: lambda pred: parse_yes_no(pred, f))(f) for f in ("mme_official", "pope_official", "vlmevalkit")},
+        "mme_official",
+        "yes/no answer parsing (MME, POPE)",
+    ),
+    "mcq_match": MetricSpec(
+        {f: (lambda f: lambda pred, choices: match_choice(pred, choices, f))(f)
+         for f in ("internvl_post_process", "internvl_post_process_scienceqa", "vlmevalkit_can_infer")},
+        "internvl_post_process",
+        "multiple-choice letter matching",
+    ),
+    "mmmu_mc_parse": MetricSpec(
+        {"mmmu_official": lambda response, index2ans, all_choices=None: mmmu_parse_multi_choice(
+            response, index2ans, all_choices)},
+        "mmmu_official",
+        "MMMU parse_multi_choice_response",
+    ),
+    "mmmu_open": MetricSpec({"mmmu_official": _mmmu_open}, "mmmu_official", "MMMU open-question parse + eval_open"),
+    "mmmu_end_to_end": MetricSpec(
+        {"mmmu_official_main_eval_only": lambda output_file, answer_file, root=None: (
+            lambda s: {"correct": s.correct, "total": s.total})(mmmu_end_to_end(output_file, answer_file, root))},
+        "mmmu_official_main_eval_only",
+        "MMMU main_eval_only over an output file and an answer dict",
+    ),
+    "mathvista_normalize": MetricSpec(
+        {"mathvista_official": _mathvista_official, "vlmevalkit_post_check": _mathvista_vlmevalkit},
+        "mathvista_official",
+        "MathVista normalisation of an extraction + comparison",
+    ),
+    "mathvista_end_to_end": MetricSpec(
+        {"mathvista_official_normalize_from_extraction": lambda file, root=None: mathvista_end_to_end(file, root)},
+        "mathvista_official_normalize_from_extraction",
+        "MathVista re-scoring of an output_*.json",
+    ),
+    "pope_metrics_from_counts": MetricSpec({"pope_official": _counts}, "pope_official", "POPE metrics from counts"),
+    "pope_split_parse": MetricSpec(
+        {f: (lambda f: lambda labels, preds: pope_metrics(labels, preds, f))(f)
+         for f in ("pope_official", "vlmevalkit_POPE_rating")},
+        "pope_official",
+        "POPE metrics of one split from labels and raw answers",
+    ),
+    "mme_subtask": MetricSpec(
+        {
+            "mme_official": _mme("mme_official", ("acc", "acc_plus", "score")),
+            "vlmevalkit_MME_rating": _mme("vlmevalkit_MME_rating", ("score",)),
+        },
+        "mme_official",
+        "MME subtask acc / acc+ / score",
+    ),
+    "mmvp_pairs": MetricSpec(
+        {"vlmevalkit_report_acc_MMVP": mmvp_pair_accuracy}, "vlmevalkit_report_acc_MMVP", "MMVP pair accuracy"
+    ),
+    "mmbench_circular": MetricSpec(
+        {"vlmevalkit_mcq_circular_eval_exact_matching": _mmbench},
+        "vlmevalkit_mcq_circular_eval_exact_matching",
+        "MMBench circular evaluation, exact matching",
+    ),
+}
+
+# Which metric/flavour each benchmark uses: "internvl" = the V1.2-era InternVL
+# scripts (our default), "vlmevalkit" = the OpenVLM-leaderboard flavour.
+BENCHMARK_FLAVOURS: dict[str, dict[str, dict[str, str]]] = {
+    "textvqa": {"internvl": {"vqa_accuracy": "internvl_v12_lavis"}, "vlmevalkit": {"vqa_accuracy": "vlmevalkit"}},
+    "vizwiz": {"internvl": {"vqa_accuracy": "internvl_v12_lavis"}, "vlmevalkit": {"vqa_accuracy": "vlmevalkit"}},
+    "docvqa": {"internvl": {"anls": "official_rrc"}, "vlmevalkit": {"anls": "official_rrc"}},
+    "chartqa": {
+        "internvl": {"relaxed_accuracy": "internvl_swapped"},
+        "vlmevalkit": {"relaxed_accuracy": "vlmevalkit_gt_relative"},
+    },
+    "gqa": {
+        "internvl": {"exact_match": "llava_gqa_rstrip_period_lower"},
+        "vlmevalkit": {"exact_match": "vlmevalkit_strip_lower"},
+    },
+    "ai2d": {"internvl": {"exact_match": "internvl_strip_lower"}, "vlmevalkit": {"mcq_match": "vlmevalkit_can_infer"}},
+    "mme": {"internvl": {"mme_subtask": "mme_official"}, "vlmevalkit": {"mme_subtask": "vlmevalkit_MME_rating"}},
+    "pope": {
+        "internvl": {"pope_split_parse": "pope_official"},
+        "vlmevalkit": {"pope_split_parse": "vlmevalkit_POPE_rating"},
+    },
+    "mmmu": {
+        "internvl": {"mcq_match": "internvl_post_process", "mmmu_end_to_end": "mmmu_official_main_eval_only"},
+        "vlmevalkit": {"mcq_match": "vlmevalkit_can_infer"},
+    },
+    "mathvista": {
+        "internvl": {"mathvista_normalize": "mathvista_official"},
+        "vlmevalkit": {"mathvista_normalize": "vlmevalkit_post_check"},
+    },
+    "mmbench": {
+        "internvl": {"mcq_match": "internvl_post_process"},
+        "vlmevalkit": {"mmbench_circular": "vlmevalkit_mcq_circular_eval_exact_matching"},
+    },
+    "scienceqa": {
+        "internvl": {"mcq_match": "internvl_post_process"},
+        "vlmevalkit": {"mcq_match": "vlmevalkit_can_infer"},
+    },
+    "seed": {"internvl": {"mcq_match": "internvl_post_process"}, "vlmevalkit": {"mcq_match": "vlmevalkit_can_infer"}},
+    "mmvp": {
+        "internvl": {"mcq_match": "internvl_post_process", "mmvp_pairs": "vlmevalkit_report_acc_MMVP"},
+        "vlmevalkit": {"mcq_match": "vlmevalkit_can_infer", "mmvp_pairs": "vlmevalkit_report_acc_MMVP"},
+    },
+}
+
+
+def list_metrics() -> dict[str, list[str]]:
+    """``{metric: [flavours]}``, the default flavour first."""
+    return {
+        name: [spec.default] + [f for f in spec.flavours if f != spec.default] for name, spec in REGISTRY.items()
+    }
+
+
+def default_flavour(metric: str) -> str:
+    """The default (InternVL V1.2) flavour of ``metric``."""
+    return _spec(metric).default
+
+
+def _spec(metric: str) -> MetricSpec:
+    if metric not in REGISTRY:
+        raise ValueError(f"unknown metric {metric!r}; known metrics: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[metric]
+
+
+def score(metric: str, flavour: str | None = None, **inputs: Any) -> Any:
+    """Run one metric flavour on one input; ``flavour=None`` picks the metric's default.
+
+    Returns a float, str, None or dict shaped like ``expected`` in
+    metric_vectors.jsonl, or ``"EXCEPTION:<Name>"`` where the reference raises.
+    """
+    spec = _spec(metric)
+    chosen = spec.default if flavour is None else flavour
+    if chosen not in spec.flavours:
+        raise ValueError(f"unknown flavour {chosen!r} for metric {metric!r}; known: {', '.join(spec.flavours)}")
+    try:
+        return spec.flavours[chosen](**inputs)
+    except ReferenceRaisesError as err:
+        return f"EXCEPTION:{err.reference_exception}"
