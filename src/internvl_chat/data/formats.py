@@ -185,6 +185,9 @@ def validate_record(obj: dict, line_no: int) -> Record:
                 raise RecordError("schema", f"turn {j + start} contains the template control string {s!r}")
     if len(convs) < 2:
         raise RecordError("no supervised tokens", "no supervised tokens: no assistant turn")
+    for j, turn in enumerate(convs):
+        if turn["from"] == "gpt" and IMAGE_PLACEHOLDER in turn["value"]:
+            raise RecordError("<image> count", f"<image> in an assistant turn (turn {j + start})")
     n_placeholders = sum(t["value"].count(IMAGE_PLACEHOLDER) for t in convs)
     n_images = 1 if image else 0
     if image and n_placeholders == 0:

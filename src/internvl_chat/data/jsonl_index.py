@@ -92,5 +92,5 @@ class JsonlIndex:
         return state
 
     def __del__(self):
-        if self._fh is not None:
+        if getattr(self, "_fh", None) is not None:
             self._fh.close()

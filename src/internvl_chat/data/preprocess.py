@@ -95,8 +95,10 @@ def tokenize_conversation(conversations, tokenizer, template_name: str, num_imag
                                              "(truncation would cut the image block)")
         ids, labels = ids[:max_length], labels[:max_length]
     if not (labels != IGNORE_INDEX).any():
-        why = " after truncation" if full_length > max_length else ""
-        raise RecordError("no supervised tokens", f"no supervised tokens{why} ({full_length} tokens)")
+        if full_length > max_length:
+            raise RecordError("over length", f"over length: {full_length} tokens > {max_length} "
+                                             "(no answer token left after truncation)")
+        raise RecordError("no supervised tokens", f"no supervised tokens ({full_length} tokens)")
     return TokenizedSample(input_ids=ids, labels=labels, full_length=full_length)
 
 

@@ -179,6 +179,10 @@ class InternVLChatModel(PreTrainedModel):
             input_embeds = self._merge_image_features(input_ids, input_embeds, vit_embeds)
         if past_key_values is not None:
             kwargs["past_key_values"] = past_key_values
+        elif use_cache is None and (labels is not None or self.training):
+            # No cache while training: besides memory, transformers only recognises packed sequences
+            # (position ids restarting per sample, no mask) when it does not build a cache.
+            use_cache = False
         outputs = self.language_model(
             inputs_embeds=input_embeds, attention_mask=attention_mask, position_ids=position_ids,
             use_cache=use_cache, output_attentions=output_attentions,

@@ -1,0 +1,154 @@
+"""Packing: several samples in one row up to a token budget, each attending only to itself.
+
+Position ids restart at 0 for every sample, the attention is block-diagonal
+causal, and the first label of every sample is ignored so no token is trained
+to predict the start of the next sample. The loss per sample is then the same
+as if it were alone in its row (`per_sample_loss` checks this in the tests).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import torch
+
+from ..constants import IGNORE_INDEX
+from .collate import _bookkeeping, _images, empty_batch, split_rejects
+
+# How a packed batch confines attention to each sample:
+#   "4d": (B,1,N,N) bool block-diagonal causal mask (SDPA; any use_cache setting);
+#   "4d_additive": the same as 0/-inf floats (eager attention adds the mask to the scores);
+#   "position_ids": attention_mask None; transformers infers the blocks from the restarting
+#       position ids (only with use_cache=False) and flash-attention uses them for varlen.
+MASK_FORMATS = ("4d", "4d_additive", "position_ids")
+
+
+def greedy_packs(lengths: Sequence[int], token_budget: int) -> list[list[int]]:
+    """Next-fit in the given order: positions into `lengths`, grouped into rows of <= token_budget tokens."""
+    packs, cur, used = [], [], 0
+    for pos, n in enumerate(lengths):
+        n = int(n)
+        if n > token_budget:
+            raise ValueError(f"sample at position {pos} has {n} tokens > token_budget {token_budget}; "
+                             "set token_budget >= max_length")
+        if cur and used + n > token_budget:
+            packs.append(cur)
+            cur, used = [], 0
+        cur.append(pos)
+        used += n
+    if cur:
+        packs.append(cur)
+    return packs
+
+
+def block_causal_mask(sample_index: torch.Tensor) -> torch.Tensor:
+    """(B,N) sample ids (pad = -1, each pad run its own block) -> (B,1,N,N) bool, True = may attend."""
+    same = sample_index.unsqueeze(-1) == sample_index.unsqueeze(-2)
+    n = sample_index.shape[-1]
+    causal = torch.ones(n, n, dtype=torch.bool, device=sample_index.device).tril()
+    # Pad tokens attend to themselves so no row of the mask is empty (an empty row gives NaN in SDPA).
+    eye = torch.eye(n, dtype=torch.bool, device=sample_index.device)
+    return ((same & causal) | eye).unsqueeze(1)
+
+
+def additive_mask(mask: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Bool mask -> 0 / most-negative float, for eager attention (which adds the mask to the scores)."""
+    return torch.zeros(mask.shape, dtype=dtype).masked_fill_(~mask, torch.finfo(dtype).min)
+
+
+def cu_seqlens(sample_index: torch.Tensor) -> torch.Tensor:
+    """Cumulative sequence lengths of the flattened batch, for varlen flash attention (pads count as one run per row)."""
+    flat = sample_index.reshape(-1)
+    row = torch.arange(sample_index.shape[0]).repeat_interleave(sample_index.shape[1])
+    key = torch.stack([row, flat], dim=1)
+    change = torch.ones(flat.numel(), dtype=torch.bool)
+    change[1:] = (key[1:] != key[:-1]).any(dim=1)
+    starts = torch.nonzero(change).view(-1)
+    return torch.cat([starts, torch.tensor([flat.numel()])]).to(torch.int32)
+
+
+def pack_collate(items: list, pad_token_id: int, token_budget: int, mask: str = "4d") -> dict:
+    """Pack items next-fit into rows of <= token_budget tokens, padded to the longest row."""
+    if mask not in MASK_FORMATS:
+        raise ValueError(f"mask must be one of {MASK_FORMATS}, got {mask!r}")
+    good, rejects, truncated = split_rejects(items)
+    if not good:
+        return empty_batch(rejects, truncated)
+    packs = greedy_packs([it["input_ids"].numel() for it in good], token_budget)
+    n = max(sum(int(good[i]["input_ids"].numel()) for i in p) for p in packs)
+    b = len(packs)
+    input_ids = torch.full((b, n), pad_token_id, dtype=torch.long)
+    labels = torch.full((b, n), IGNORE_INDEX, dtype=torch.long)
+    position_ids = torch.zeros((b, n), dtype=torch.long)
+    sample_index = torch.full((b, n), -1, dtype=torch.long)
+    order = []  # samples in flattened order: their images go to the model in this order
+    for row, pack in enumerate(packs):
+        at = 0
+        for i in pack:
+            it, k = good[i], int(good[i]["input_ids"].numel())
+            input_ids[row, at:at + k], labels[row, at:at + k] = it["input_ids"], it["labels"]
+            labels[row, at] = IGNORE_INDEX  # never learn "next sample starts here"
+            position_ids[row, at:at + k] = torch.arange(k)
+            sample_index[row, at:at + k] = len(order)
+            order.append(it)
+            at += k
+        position_ids[row, at:] = torch.arange(n - at)  # padding: a run of its own
+    batch = {"input_ids": input_ids, "labels": labels, "position_ids": position_ids,
+             "sample_index": sample_index, "cu_seqlens": cu_seqlens(sample_index), **_images(order),
+             **_bookkeeping(order, rejects, truncated)}
+    if mask == "4d":
+        batch["attention_mask"] = block_causal_mask(sample_index)
+    elif mask == "4d_additive":
+        batch["attention_mask"] = additive_mask(block_causal_mask(sample_index))
+    else:
+        batch["attention_mask"] = None
+    batch["num_packs"] = b
+    return batch
+
+
+def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor, sample_index: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy of each sample (ordered by sample id) in a padded or packed batch."""
+    shift_logits = logits[:, :-1].float()
+    shift_labels = labels[:, 1:]
+    owner = sample_index[:, 1:]
+    tok_loss = torch.nn.functional.cross_entropy(
+        shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1),
+        ignore_index=IGNORE_INDEX, reduction="none")
+    valid = (shift_labels.reshape(-1) != IGNORE_INDEX) & (owner.reshape(-1) >= 0)
+    num = int(sample_index.max().item()) + 1
+    total = torch.zeros(num, dtype=tok_loss.dtype, device=tok_loss.device)
+    count = torch.zeros(num, dtype=tok_loss.dtype, device=tok_loss.device)
+    idx = owner.reshape(-1)[valid]
+    total.index_add_(0, idx, tok_loss[valid])
+    count.index_add_(0, idx, torch.ones_like(tok_loss[valid]))
+    return total / count.clamp_min(1)
+
+
+class PackedBatchSampler(torch.utils.data.Sampler):
+    """Groups the indices of `sampler` into batches of `rows_per_batch` packed rows of <= token_budget tokens.
+
+    Uses the same next-fit rule as `pack_collate`, so each yielded batch collates
+    into exactly `rows_per_batch` rows (fewer at the end of the epoch).
+    """
+
+    def __init__(self, sampler, lengths: Sequence[int], token_budget: int, rows_per_batch: int = 1):
+        self.sampler, self.lengths = sampler, lengths
+        self.token_budget, self.rows_per_batch = token_budget, rows_per_batch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batch, rows, used = [], 1, 0
+        for idx in self.sampler:
+            n = int(self.lengths[idx])
+            if n > self.token_budget:
+                raise ValueError(f"sample {idx} has {n} tokens > token_budget {self.token_budget}")
+            if batch and used + n > self.token_budget:
+                if rows == self.rows_per_batch:
+                    yield batch
+                    batch, rows = [], 1
+                else:
+                    rows += 1
+                used = 0
+            batch.append(idx)
+            used += n
+        if batch:
+            yield batch
