@@ -76,7 +76,7 @@ class Sample:
     answer: Any = None  # letter / text / list of reference answers; None on splits without public answers
     choices: dict[str, str] = field(default_factory=dict)  # ordered letter -> option text
     hint: str | None = None
-    meta: dict[str, Any] = field(default_factory=dict)  # category, split, subtask, ... (kept in the cache)
+    meta: dict[str, Any] = field(default_factory=dict)  # category, split, subtask, ... (scoring inputs)
 
 
 @dataclass

@@ -10,25 +10,17 @@ we decode greedily like every other benchmark.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from .base import (
     SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths,
     file_image, hf_image, parquet_shards, read_parquet, read_tsv, register, require, tsv_image,
 )
+from ..metrics.yesno import internvl_mme_postprocess
 from .scoring import metric
 
 PERCEPTION = ["existence", "count", "position", "color", "posters", "celebrity", "scene", "landmark", "artwork", "OCR"]
 COGNITION = ["commonsense_reasoning", "numerical_calculation", "text_translation", "code_reasoning"]
-_CJK = re.compile(r"[\u4e00-\u9fff]")
-
-
-def internvl_post_processing(response: str) -> str:
-    """InternVL's MME runner rewrites outputs before the official parser (eval/mme/eval.py)."""
-    response = response.replace("\n", "").replace("不是", "No").replace("是", "Yes").replace("否", "No")
-    response = response.lower().replace("true", "yes").replace("false", "no")
-    return _CJK.sub("", response)
 
 
 def _sample(sid: str, subtask: str, image_key: str, image, question: str, answer: str, origin: str) -> Sample:
@@ -81,7 +73,8 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
     check_lengths(samples, preds, "mme")
     by_task: dict[str, list[list[str]]] = {}
     for s, p in zip(samples, preds):
-        pred = internvl_post_processing(p) if ctx.flavour == "internvl" else p
+        # InternVL's MME runner rewrites outputs (newlines, Chinese yes/no, true/false) before the parser
+        pred = internvl_mme_postprocess(p) if ctx.flavour == "internvl" else p
         by_task.setdefault(s.meta["category"], []).append([s.meta["image_key"], s.answer, pred])
     subtasks = {}
     for task, rows in by_task.items():

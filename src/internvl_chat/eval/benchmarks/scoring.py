@@ -12,10 +12,18 @@ from typing import Any
 from .base import BenchmarkResult, Sample, ScoreContext, mean
 
 
-def metric(name: str, flavour: str | None, **inputs: Any) -> Any:
-    from ..metrics import score  # imported late: the metrics package is optional until scoring
+class ReferenceCrash(ValueError):
+    """The reference scorer would crash on this input (score() returned "EXCEPTION:<Name>")."""
 
-    return score(name, flavour, **inputs)
+
+def metric(name: str, flavour: str | None, **inputs: Any) -> Any:
+    from ..metrics import score
+
+    out = score(name, flavour, **inputs)
+    if isinstance(out, str) and out.startswith("EXCEPTION:"):
+        shown = {k: (v if len(repr(v)) < 120 else repr(v)[:120] + "...") for k, v in inputs.items()}
+        raise ReferenceCrash(f"{name} ({flavour}): the reference implementation raises {out[10:]} on {shown}")
+    return out
 
 
 def mcq_letter(sample: Sample, pred: str, ctx: ScoreContext, internvl_flavour: str = "internvl_post_process") -> str | None:
@@ -58,3 +66,34 @@ def accuracy_result(
     metrics["empty_predictions"] = sum(1 for p in preds if not p.strip())
     return BenchmarkResult(name=name, headline=metrics["accuracy"], metrics=metrics, num_samples=len(samples),
                            per_sample=per_sample, notes=list(notes or []))
+
+
+def parse_answer_list(value, origin: str) -> list[str]:
+    """Reference answers: a list, a list of {answer: ...} dicts, or the string repr VLMEvalKit TSVs hold."""
+    import ast
+
+    from .base import BenchmarkDataError
+
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                raise BenchmarkDataError(f"{origin}: answers {text[:80]!r} is not a list literal") from None
+        else:
+            value = [text]
+    if not isinstance(value, (list, tuple)) and hasattr(value, "tolist"):
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)) or not value:
+        raise BenchmarkDataError(f"{origin}: expected a non-empty list of answers, got {value!r}")
+    return [str(a["answer"]) if isinstance(a, dict) else str(a) for a in value]
+
+
+def vqa_accuracy_result(name: str, samples: list[Sample], preds: list[str], ctx: ScoreContext,
+                        group_key: str | None = None) -> BenchmarkResult:
+    """Mean VQA accuracy (min(#humans agreeing / 3, 1), leave-one-out) in percent."""
+    # internvl_v12_lavis: the VQAEval copy InternVL's V1.2 evaluate_vqa.py scored with (c6b37dc)
+    flavour = "internvl_v12_lavis" if ctx.flavour == "internvl" else "vlmevalkit"
+    hits = [float(metric("vqa_accuracy", flavour, gts=list(s.answer), pred=p)) for s, p in zip(samples, preds)]
+    return accuracy_result(name, samples, preds, hits, group_key=group_key)

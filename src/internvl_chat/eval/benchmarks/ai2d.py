@@ -1,0 +1,72 @@
+"""AI2D test: option-letter accuracy.
+
+Files (under --data-root/ai2d/): InternVL's test.jsonl (image relative to this
+folder, question with the options already in it, answer), VLMEvalKit's
+AI2D_TEST.tsv, or the lmms-lab/ai2d parquet (data/test-*.parquet; options list,
+answer = option index). For the TSV/parquet layouts the options and the letter
+instruction are appended (InternVL's later test_vlmevalkit.jsonl layout); since
+7725e00 InternVL adds no suffix of its own for AI2D.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import (
+    LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image,
+    hf_image, letter_options, list_options, mcq_prompt, parquet_shards, read_jsonl, read_parquet, read_tsv,
+    register, require, tsv_image,
+)
+from .scoring import accuracy_result, mcq_letter, metric
+
+
+def load(data_root: Path) -> list[Sample]:
+    root = data_root / "ai2d"
+    if (root / "test.jsonl").exists():
+        return [Sample(id=str(r.get("question_id", i)), image=file_image(root, require(r, "image"), r["_origin"]),
+                       question=str(require(r, "question")), answer=str(require(r, "answer")),
+                       meta={"options_in_question": True})
+                for i, r in enumerate(read_jsonl(root / "test.jsonl"))]
+    if (root / "AI2D_TEST.tsv").exists():
+        rows = read_tsv(root / "AI2D_TEST.tsv")
+        by_index = {str(r["index"]): r for r in rows}
+        return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
+                       answer=str(require(r, "answer")).strip(), choices=letter_options(r)) for r in rows]
+    shards = parquet_shards(root, "data/test-*.parquet")
+    if shards:
+        out = []
+        for i, r in enumerate(read_parquet(shards)):
+            choices = list_options(list(require(r, "options")))
+            try:
+                answer = LETTERS[int(require(r, "answer"))]
+            except (ValueError, IndexError):
+                raise BenchmarkDataError(f"{r['_origin']}: answer {r['answer']!r} is not an option index") from None
+            out.append(Sample(id=str(i), image=hf_image(r), question=str(require(r, "question")), answer=answer,
+                              choices=choices))
+        return out
+    raise BenchmarkDataError(f"AI2D: found none of {root}/test.jsonl, AI2D_TEST.tsv, data/test-*.parquet")
+
+
+def prompt(s: Sample) -> str:
+    if s.meta.get("options_in_question"):
+        return s.question
+    return mcq_prompt(s.question, s.choices)
+
+
+def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
+    check_lengths(samples, preds, "ai2d-test")
+    if ctx.flavour == "internvl":  # evaluate_exact_match_accuracy: strip + lower equality with the answer
+        hits = [float(metric("exact_match", "internvl_strip_lower", gt=s.answer, pred=p)) for s, p in zip(samples, preds)]
+        return accuracy_result("ai2d-test", samples, preds, hits)
+    if not all(s.choices for s in samples):
+        raise ValueError("ai2d-test: the vlmevalkit flavour needs the options as fields (TSV or parquet layout)")
+    letters = [mcq_letter(s, p, ctx) for s, p in zip(samples, preds)]
+    hits = [float(x == s.answer) for s, x in zip(samples, letters)]
+    return accuracy_result("ai2d-test", samples, preds, hits, [{"parsed": x} for x in letters])
+
+
+register(Benchmark(
+    name="ai2d-test", title="AI2D", split="test", metric="accuracy", max_new_tokens=10, load=load, prompt=prompt,
+    score=score, data_dir="ai2d",
+    flavours={"internvl": "strip + lower exact match with the answer letter", "vlmevalkit": "can_infer (+judge)"},
+))

@@ -1,0 +1,68 @@
+"""ChartQA test: relaxed accuracy (5% numeric tolerance), headline = mean of human and augmented.
+
+Files (under --data-root/chartqa/): the original test/test_human.json and
+test/test_augmented.json ([{imgname, query, label}]) + test/png/, the
+HuggingFaceM4/ChartQA parquet (data/test-*.parquet, human_or_machine 0 = human),
+or VLMEvalKit's ChartQA_TEST.tsv (a `split` column).
+InternVL passes the prediction as the target of relaxed_correctness (swapped
+arguments); that is the default flavour, VLMEvalKit's orientation is selectable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import (
+    Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, hf_image,
+    mean, parquet_shards, read_json, read_parquet, read_tsv, register, require, tsv_image,
+)
+from .scoring import accuracy_result, metric, parse_answer_list
+from .textvqa import short_answer_prompt
+
+
+def load(data_root: Path) -> list[Sample]:
+    root = data_root / "chartqa"
+    originals = [("human", root / "test" / "test_human.json"), ("augmented", root / "test" / "test_augmented.json")]
+    if any(p.exists() for _, p in originals):
+        out = []
+        for split, path in originals:
+            if not path.exists():
+                raise BenchmarkDataError(f"ChartQA: {path} is missing (both test splits are needed)")
+            for i, r in enumerate(read_json(path)):
+                r["_origin"] = f"{path.name} [{i}]"
+                out.append(Sample(id=f"{split}/{i}", image=file_image(root / "test" / "png", require(r, "imgname"), r["_origin"]),
+                                  question=str(require(r, "query")), answer=[str(require(r, "label"))],
+                                  meta={"category": split}))
+        return out
+    shards = parquet_shards(root, "data/test-*.parquet")
+    if shards:
+        return [Sample(id=str(i), image=hf_image(r), question=str(require(r, "query")),
+                       answer=parse_answer_list(require(r, "label"), r["_origin"]),
+                       meta={"category": "human" if int(require(r, "human_or_machine")) == 0 else "augmented"})
+                for i, r in enumerate(read_parquet(shards))]
+    if (root / "ChartQA_TEST.tsv").exists():
+        rows = read_tsv(root / "ChartQA_TEST.tsv")
+        by_index = {str(r["index"]): r for r in rows}
+        return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
+                       answer=parse_answer_list(require(r, "answer"), r["_origin"]),
+                       meta={"category": str(r.get("split", "")).replace("_test", "")}) for r in rows]
+    raise BenchmarkDataError(f"ChartQA: found none of {root}/test/test_human.json, data/test-*.parquet, ChartQA_TEST.tsv")
+
+
+def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
+    check_lengths(samples, preds, "chartqa-test")
+    flavour = "internvl_swapped" if ctx.flavour == "internvl" else "vlmevalkit_gt_relative"
+    hits = [max(float(metric("relaxed_accuracy", flavour, gt=gt, pred=p)) for gt in s.answer) for s, p in zip(samples, preds)]
+    result = accuracy_result("chartqa-test", samples, preds, hits)
+    by_split = result.metrics.get("by_category", {})
+    if {"human", "augmented"} <= set(by_split):
+        result.headline = mean([by_split["human"], by_split["augmented"]])  # InternVL's reported number
+        result.metrics["mean_of_splits"] = result.headline
+    return result
+
+
+register(Benchmark(
+    name="chartqa-test", title="ChartQA", split="test", metric="relaxed accuracy", max_new_tokens=100, load=load,
+    prompt=short_answer_prompt, score=score, data_dir="chartqa",
+    flavours={"internvl": "relaxed_correctness with swapped arguments", "vlmevalkit": "relative to the gold answer"},
+))

@@ -1,0 +1,83 @@
+"""DocVQA (val: ANLS; test: the [{questionId, answer}] json for the RRC server).
+
+Files (under --data-root/docvqa/): the original val/val_v1.0.json and
+test/test_v1.0.json (images under val/ and test/ as their `image` field says), the
+lmms-lab/DocVQA parquet (DocVQA/validation-*.parquet, DocVQA/test-*.parquet), or
+VLMEvalKit's DocVQA_VAL.tsv (val only).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .base import (
+    Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, hf_image,
+    parquet_shards, read_json, read_parquet, read_tsv, register, require, tsv_image,
+)
+from .scoring import accuracy_result, metric, parse_answer_list
+from .textvqa import short_answer_prompt
+
+_HF = {"val": "validation", "test": "test"}
+
+
+def _loader(split: str):
+    def load(data_root: Path) -> list[Sample]:
+        root = data_root / "docvqa"
+        original = root / split / f"{split}_v1.0.json"
+        if original.exists():
+            out = []
+            for i, r in enumerate(require(read_json(original), "data")):
+                r["_origin"] = f"{original.name} data[{i}]"
+                answer = parse_answer_list(require(r, "answers"), r["_origin"]) if split == "val" else None
+                out.append(Sample(id=str(require(r, "questionId")), image=file_image(root / split, require(r, "image"), r["_origin"]),
+                                  question=str(require(r, "question")), answer=answer))
+            return out
+        shards = parquet_shards(root, f"DocVQA/{_HF[split]}-*.parquet")
+        if shards:
+            return [Sample(id=str(require(r, "questionId")), image=hf_image(r), question=str(require(r, "question")),
+                           answer=parse_answer_list(require(r, "answers"), r["_origin"]) if split == "val" else None)
+                    for r in read_parquet(shards)]
+        if split == "val" and (root / "DocVQA_VAL.tsv").exists():
+            rows = read_tsv(root / "DocVQA_VAL.tsv")
+            by_index = {str(r["index"]): r for r in rows}
+            return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
+                           answer=parse_answer_list(require(r, "answer"), r["_origin"])) for r in rows]
+        raise BenchmarkDataError(f"DocVQA {split}: found neither {original} nor {root}/DocVQA/{_HF[split]}-*.parquet")
+
+    return load
+
+
+def score_val(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
+    check_lengths(samples, preds, "docvqa-val")
+    hits = [float(metric("anls", "official_rrc", gts=list(s.answer), pred=p)) for s, p in zip(samples, preds)]
+    return accuracy_result("docvqa-val", samples, preds, hits, group_key=None)
+
+
+def score_test(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
+    check_lengths(samples, preds, "docvqa-test")
+    if ctx.out_dir is None:
+        raise ValueError("docvqa-test: an output directory is needed to write the submission file")
+    records = []
+    for s, p in zip(samples, preds):
+        try:
+            qid = int(s.id)
+        except ValueError:
+            raise BenchmarkDataError(f"docvqa-test: questionId {s.id!r} is not an integer") from None
+        records.append({"questionId": qid, "answer": p})
+    path = Path(ctx.out_dir) / "docvqa-test_submission.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(records, ensure_ascii=False))
+    return BenchmarkResult(name="docvqa-test", headline=None, metrics={"questions": len(samples)},
+                           num_samples=len(samples), submission=str(path), notes=["upload to the RRC DocVQA server"])
+
+
+register(Benchmark(
+    name="docvqa-val", title="DocVQA", split="val", metric="ANLS", max_new_tokens=100, load=_loader("val"),
+    prompt=short_answer_prompt, score=score_val, data_dir="docvqa",
+    flavours={"internvl": "official RRC ANLS (threshold 0.5)", "vlmevalkit": "same (identical per item)"},
+))
+register(Benchmark(
+    name="docvqa-test", title="DocVQA", split="test", metric="submission", max_new_tokens=100, load=_loader("test"),
+    prompt=short_answer_prompt, score=score_test, data_dir="docvqa", has_answers=False,
+))

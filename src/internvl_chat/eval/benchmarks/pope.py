@@ -1,0 +1,105 @@
+"""POPE (adversarial / popular / random): yes/no object hallucination, headline = mean F1 of the splits.
+
+Files (under --data-root/pope/): the original coco_pope_{adversarial,popular,random}.json
+(JSON lines with question_id, image, text, label) + COCO val2014 images in val2014/,
+VLMEvalKit's POPE.tsv, or the lmms-lab/POPE parquet (data/test-*.parquet).
+The V1.2 split files are from POPE@e3e3926 (random has 2,910 questions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from .base import (
+    SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths,
+    file_image, hf_image, mean, parquet_shards, read_jsonl, read_parquet, read_tsv, register, require, tsv_image,
+)
+from ..metrics.pope import pope_counts
+from .scoring import ReferenceCrash, metric
+
+SPLITS = ("adversarial", "popular", "random")
+
+
+def _label(value, origin: str) -> str:
+    label = str(value).strip().lower()
+    if label not in ("yes", "no"):
+        raise BenchmarkDataError(f"{origin}: label {value!r} is not yes/no")
+    return label
+
+
+def load(data_root: Path) -> list[Sample]:
+    root = data_root / "pope"
+    originals = [root / f"coco_pope_{s}.json" for s in SPLITS]
+    if any(p.exists() for p in originals):
+        samples = []
+        for split, path in zip(SPLITS, originals):
+            if not path.exists():
+                raise BenchmarkDataError(f"POPE: {path} is missing (all three splits are needed)")
+            for r in read_jsonl(path):
+                samples.append(Sample(id=f"{split}/{require(r, 'question_id')}",
+                                      image=file_image(root / "val2014", require(r, "image"), r["_origin"]),
+                                      question=str(require(r, "text")), answer=_label(require(r, "label"), r["_origin"]),
+                                      meta={"splits": [split]}))
+        return samples
+    if (root / "POPE.tsv").exists():
+        rows = read_tsv(root / "POPE.tsv")
+        by_index = {str(r["index"]): r for r in rows}
+        return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
+                       answer=_label(require(r, "answer"), r["_origin"]),
+                       meta={"splits": [c.strip() for c in str(require(r, "category")).split(",")]}) for r in rows]
+    shards = parquet_shards(root, "data/test-*.parquet")
+    if shards:
+        return [Sample(id=f"{r['category']}/{require(r, 'question_id')}", image=hf_image(r),
+                       question=str(require(r, "question")), answer=_label(require(r, "answer"), r["_origin"]),
+                       meta={"splits": [str(require(r, "category"))]}) for r in read_parquet(shards)]
+    raise BenchmarkDataError(f"POPE: found none of {root}/coco_pope_*.json, POPE.tsv, data/test-*.parquet")
+
+
+def prompt(s: Sample) -> str:
+    # V1.2 read LLaVA's llava_pope_test.jsonl, whose text already ends with the short-answer
+    # suffix, and appended ' ' + '' to it (evaluate_pope.py at c6b37dc): keep that trailing space.
+    text = s.question if s.question.endswith(SHORT_ANSWER_SUFFIX) else f"{s.question}\n{SHORT_ANSWER_SUFFIX}"
+    return text + " "
+
+
+def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
+    check_lengths(samples, preds, "pope")
+    per_split: dict[str, dict] = {}
+    notes: list[str] = []
+    for split in sorted({sp for s in samples for sp in s.meta["splits"]}):
+        idx = [i for i, s in enumerate(samples) if split in s.meta["splits"]]
+        labels = [samples[i].answer for i in idx]
+        split_preds = [preds[i] for i in idx]
+        if ctx.flavour == "internvl":
+            try:
+                m = metric("pope_split_parse", "pope_official", labels=labels, preds=split_preds)
+            except ReferenceCrash:
+                # POPE's script divides by zero when TP+FP or P+R is 0 (e.g. no answer parses as "yes").
+                # Report the counts, score F1 as 0 and say so instead of crashing the whole run.
+                c = asdict(pope_counts(labels, split_preds))
+                tp, fp, fn, n = c["TP"], c["FP"], c["FN"], sum(c.values())
+                m = {**c, "accuracy": (tp + c["TN"]) / n, "precision": tp / (tp + fp) if tp + fp else float("nan"),
+                     "recall": tp / (tp + fn) if tp + fn else float("nan"), "f1": 0.0, "yes_ratio": (tp + fp) / n}
+                notes.append(f"{split}: F1 undefined (TP={tp}, FP={fp}; the POPE script divides by zero); "
+                             "counted as 0")
+            m = dict(m, f1=100.0 * m["f1"], accuracy=100.0 * m["accuracy"], precision=100.0 * m["precision"],
+                     recall=100.0 * m["recall"], yes_ratio=100.0 * m["yes_ratio"])
+        else:
+            m = metric("pope_split_parse", "vlmevalkit_POPE_rating", labels=[x.capitalize() for x in labels],
+                       preds=split_preds)
+            m = dict(m, f1=m["f1_overall"])
+        per_split[split] = dict(m, questions=len(idx))
+    headline = mean([m["f1"] for m in per_split.values()])
+    metrics = {"mean_f1": headline, "mean_accuracy": mean([m.get("accuracy", m.get("acc")) for m in per_split.values()]),
+               "splits": per_split, "empty_predictions": sum(1 for p in preds if not p.strip())}
+    per_sample = [{"id": s.id, "pred": p, "answer": s.answer} for s, p in zip(samples, preds)]
+    return BenchmarkResult(name="pope", headline=headline, metrics=metrics, num_samples=len(samples),
+                           per_sample=per_sample, notes=notes)
+
+
+register(Benchmark(
+    name="pope", title="POPE", split="test", metric="mean F1 of 3 splits", max_new_tokens=100, load=load,
+    prompt=prompt, score=score, data_dir="pope",
+    flavours={"internvl": "POPE official parse (first sentence, no/not -> no)", "vlmevalkit": "YOrN + POPE_rating"},
+))

@@ -1,0 +1,83 @@
+"""VizWiz-VQA (val: VQA accuracy; test: the [{image, answer}] json for EvalAI).
+
+Files (under --data-root/vizwiz/): the original val.json / test.json with images
+in val/ and test/, the lmms-lab/VizWiz-VQA parquet (data/val-*.parquet,
+data/test-*.parquet), or VLMEvalKit's VizWiz.tsv (val only).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .base import (
+    VIZWIZ_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image,
+    hf_image, parquet_shards, read_json, read_parquet, read_tsv, register, require, tsv_image,
+)
+from .scoring import metric, parse_answer_list, vqa_accuracy_result
+
+
+def _loader(split: str):
+    def load(data_root: Path) -> list[Sample]:
+        root = data_root / "vizwiz"
+        if (root / f"{split}.json").exists():
+            out = []
+            for i, r in enumerate(read_json(root / f"{split}.json")):
+                r["_origin"] = f"{split}.json [{i}]"
+                image = str(require(r, "image"))
+                answer = parse_answer_list(require(r, "answers"), r["_origin"]) if split == "val" else None
+                out.append(Sample(id=image, image=file_image(root / split, image, r["_origin"]),
+                                  question=str(require(r, "question")), answer=answer, meta={"image": image}))
+            return out
+        shards = parquet_shards(root, f"data/{split}-*.parquet")
+        if shards:
+            out = []
+            for r in read_parquet(shards):
+                name = str(r.get("image_name") or r.get("question_id") or r["_origin"])
+                answer = parse_answer_list(require(r, "answers"), r["_origin"]) if split == "val" else None
+                out.append(Sample(id=name, image=hf_image(r), question=str(require(r, "question")), answer=answer,
+                                  meta={"image": name}))
+            return out
+        if split == "val" and (root / "VizWiz.tsv").exists():
+            rows = read_tsv(root / "VizWiz.tsv")
+            by_index = {str(r["index"]): r for r in rows}
+            return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
+                           answer=parse_answer_list(r.get("answers") or require(r, "answer"), r["_origin"]))
+                    for r in rows]
+        raise BenchmarkDataError(f"VizWiz {split}: found neither {root}/{split}.json nor data/{split}-*.parquet")
+
+    return load
+
+
+def prompt(s: Sample) -> str:
+    return s.question + " " + VIZWIZ_SUFFIX
+
+
+def score_val(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
+    check_lengths(samples, preds, "vizwiz-val")
+    return vqa_accuracy_result("vizwiz-val", samples, preds, ctx)
+
+
+def score_test(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
+    check_lengths(samples, preds, "vizwiz-test")
+    if ctx.out_dir is None:
+        raise ValueError("vizwiz-test: an output directory is needed to write the submission file")
+    # LLaVA's convert_vizwiz_for_submission passes answers through the EvalAI processor
+    records = [{"image": s.meta["image"], "answer": metric("vqa_normalize", "evalai_m4c", text=p)}
+               for s, p in zip(samples, preds)]
+    path = Path(ctx.out_dir) / "vizwiz-test_submission.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(records, ensure_ascii=False))
+    return BenchmarkResult(name="vizwiz-test", headline=None, metrics={"questions": len(samples)},
+                           num_samples=len(samples), submission=str(path), notes=["upload to the VizWiz EvalAI server"])
+
+
+register(Benchmark(
+    name="vizwiz-val", title="VizWiz", split="val", metric="VQA accuracy", max_new_tokens=10, load=_loader("val"),
+    prompt=prompt, score=score_val, data_dir="vizwiz",
+    flavours={"internvl": "InternVL V1.2 VQAEval copy (internvl_v12_lavis)", "vlmevalkit": "VLMEvalKit process_answer"},
+))
+register(Benchmark(
+    name="vizwiz-test", title="VizWiz", split="test", metric="submission", max_new_tokens=10, load=_loader("test"),
+    prompt=prompt, score=score_test, data_dir="vizwiz", has_answers=False,
+))

@@ -1,0 +1,143 @@
+"""`internvl-chat eval`: run benchmarks on a model directory and write the report.
+
+    internvl-chat eval --model DIR --benchmarks mme,pope --data-root DATA --out OUT
+    torchrun --nproc_per_node 8 -m internvl_chat.cli eval ...   (data-parallel)
+
+Predictions are cached in OUT/<benchmark>/predictions.jsonl: re-running the same
+command resumes an interrupted run, and re-scores a finished one without
+loading the model at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from .benchmarks import benchmark_names, get_benchmark
+from .benchmarks.base import FLAVOURS
+from .runner import DistInfo, ModelGenerator, RunConfig, cache_dir, evaluate, read_cache
+
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+class LazyModelGenerator:
+    """Loads the model on the first batch, so a fully cached run never touches the weights."""
+
+    def __init__(self, model_dir: str, device: str, dtype: torch.dtype):
+        self.model_dir, self.device, self.dtype = model_dir, device, dtype
+        self._inner: ModelGenerator | None = None
+
+    def __call__(self, images, prompts, generation_config):
+        if self._inner is None:
+            from transformers import AutoTokenizer
+
+            from ..model import InternVLChatModel
+
+            model = InternVLChatModel.from_pretrained(self.model_dir, dtype=self.dtype).to(self.device).eval()
+            tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+            self._inner = ModelGenerator(model, tokenizer)
+        return self._inner(images, prompts, generation_config)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="internvl-chat eval", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", help="model directory (config.json, weights, tokenizer)")
+    p.add_argument("--benchmarks", help="comma-separated names (see --list)")
+    p.add_argument("--data-root", type=Path, help="folder with one sub-folder per benchmark (docs/eval.md)")
+    p.add_argument("--out", type=Path, help="output folder: caches, results.json, report.md, report.png")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--limit", type=int, default=None, help="only the first N samples of each benchmark")
+    p.add_argument("--flavour", choices=FLAVOURS, default="internvl",
+                   help="scoring rules: InternVL's V1.2 scripts (default) or VLMEvalKit's")
+    p.add_argument("--judge-url", help="OpenAI-compatible base URL (…/v1) of an LLM judge for answer extraction")
+    p.add_argument("--judge-model", help="model name to ask at --judge-url")
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help="cap every benchmark's max_new_tokens (smoke runs; scores are then not comparable)")
+    p.add_argument("--blank-images", action="store_true",
+                   help="also run every benchmark with a blank image (OUT/<benchmark>-blank/)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--dtype", choices=sorted(_DTYPES), default="bf16" if torch.cuda.is_available() else "fp32")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    return p
+
+
+def _init_distributed(device: str) -> tuple[DistInfo, str]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo(), device
+    import torch.distributed as dist
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.startswith("cuda"):
+        torch.cuda.set_device(local_rank)
+        device = f"cuda:{local_rank}"
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(), barrier=dist.barrier), device
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _parser()
+    args = p.parse_args(argv)
+    if args.list:
+        for name in benchmark_names():
+            b = get_benchmark(name)
+            print(f"{name:<20} {b.title} {b.split} ({b.metric}; data: <data-root>/{b.data_dir}/)")
+        return 0
+    for flag in ("benchmarks", "data_root", "out"):
+        if getattr(args, flag) is None:
+            p.error(f"--{flag.replace('_', '-')} is required")
+    if bool(args.judge_url) != bool(args.judge_model):
+        p.error("--judge-url and --judge-model go together")
+    if args.batch_size < 1:
+        p.error("--batch-size must be at least 1")
+    names = [n.strip() for n in args.benchmarks.split(",") if n.strip()]
+    try:
+        for n in names:
+            get_benchmark(n)
+    except KeyError as e:
+        p.error(str(e.args[0]))
+
+    judge = None
+    if args.judge_url:
+        from .judge import Judge
+
+        judge = Judge(base_url=args.judge_url, model=args.judge_model)
+    dist_info, device = _init_distributed(args.device)
+    if args.model is None:
+        cfg0 = RunConfig(data_root=args.data_root, out_dir=args.out)
+        if any(not read_cache(cache_dir(cfg0, get_benchmark(n))) for n in names):
+            p.error("--model is required unless every benchmark is already cached under --out")
+    generator = LazyModelGenerator(args.model, device, _DTYPES[args.dtype])
+
+    passes = [False, True] if args.blank_images else [False]
+    runs = []
+    for blank in passes:
+        cfg = RunConfig(data_root=args.data_root, out_dir=args.out, batch_size=args.batch_size, limit=args.limit,
+                        flavour=args.flavour, judge=judge, blank_images=blank, max_new_tokens=args.max_new_tokens,
+                        progress=not args.no_progress)
+        runs += evaluate(names, generator, cfg, dist_info)
+
+    if dist_info.is_main:
+        from .report import ReportInfo, markdown, table_rows, write_report
+
+        info = ReportInfo(model=str(args.model), flavour=args.flavour, judge=judge.describe() if judge else None,
+                          data_root=str(args.data_root), batch_size=args.batch_size, limit=args.limit)
+        paths = write_report(runs, args.out, info)
+        for run in runs:
+            s = run.stats
+            rate = f", {s.samples_per_s:.2f} samples/s" if s.samples_per_s else ""
+            print(f"[eval] {run.benchmark}: {s.samples} samples, generated {s.generated}, cached {s.cached}{rate}")
+        print(markdown(table_rows(runs), info))
+        print(f"[eval] wrote {paths['json']}, {paths['md']}, {paths['png']}", file=sys.stderr)
+    if dist_info.world_size > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # without it a rank can abort at exit (environment.md §3.1)
+        dist.destroy_process_group()
+    return 0

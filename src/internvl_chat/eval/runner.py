@@ -1,0 +1,237 @@
+"""Batched, resumable, data-parallel evaluation.
+
+For each benchmark: load the samples, drop those already in the prediction
+cache (OUT/<benchmark>/predictions*.jsonl), generate the rest in batches with
+`model.batch_chat`, append every prediction to this rank's cache file as soon
+as its batch is done, then (rank 0, after a barrier) merge the caches and score.
+An interrupted run therefore resumes where it stopped, and a finished one
+re-scores (e.g. with another --flavour) without generating anything.
+
+Under torchrun each rank takes a contiguous shard of the samples (as InternVL's
+InferenceSampler does) and writes predictions.rank<R>.jsonl; rank 0 folds them
+into predictions.jsonl.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from ..image import image_to_tensor
+from .benchmarks import Benchmark, BenchmarkResult, Sample, ScoreContext, get_benchmark
+
+BLANK_RGB = (124, 116, 104)  # ImageNet mean colour: an all-zero tensor after normalisation
+
+
+class Generator(Protocol):
+    def __call__(self, images: list[Image.Image], prompts: list[str], generation_config: dict) -> list[str]: ...
+
+
+class ModelGenerator:
+    """Wraps a chat model + tokenizer as a Generator (one 1-tile image per question, V1.2 style)."""
+
+    def __init__(self, model, tokenizer):
+        self.model, self.tokenizer = model, tokenizer
+        self.image_size = int(model.config.force_image_size)
+        param = next(model.parameters())
+        self.device, self.dtype = param.device, param.dtype
+
+    @torch.no_grad()
+    def __call__(self, images: list[Image.Image], prompts: list[str], generation_config: dict) -> list[str]:
+        pixel_values = torch.stack([image_to_tensor(img, size=self.image_size) for img in images])
+        pixel_values = pixel_values.to(self.device, self.dtype)
+        return self.model.batch_chat(self.tokenizer, pixel_values, prompts, dict(generation_config),
+                                     num_patches_list=[1] * len(prompts))
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    barrier: Callable[[], None] = lambda: None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class RunConfig:
+    data_root: Path
+    out_dir: Path
+    batch_size: int = 16
+    limit: int | None = None
+    flavour: str = "internvl"
+    judge: object | None = None
+    blank_images: bool = False  # same questions with a uniform image: shows how much the model uses the image
+    progress: bool = True
+    max_new_tokens: int | None = None  # cap on the per-benchmark value (smoke runs); None = InternVL's settings
+
+
+@dataclass
+class RunStats:
+    generated: int = 0
+    cached: int = 0
+    seconds: float = 0.0
+    samples: int = 0
+
+    @property
+    def samples_per_s(self) -> float | None:
+        return self.generated / self.seconds if self.generated and self.seconds > 0 else None
+
+
+@dataclass
+class BenchmarkRun:
+    benchmark: str
+    result: BenchmarkResult | None  # None on ranks other than 0
+    stats: RunStats = field(default_factory=RunStats)
+
+
+class CacheError(ValueError):
+    pass
+
+
+def cache_dir(cfg: RunConfig, bench: Benchmark) -> Path:
+    return Path(cfg.out_dir) / (bench.name + ("-blank" if cfg.blank_images else ""))
+
+
+def read_cache(directory: Path) -> dict[str, dict]:
+    """All cached predictions of a benchmark, keyed by sample id.
+
+    A run killed mid-write can leave one incomplete final line in a file; that
+    line is dropped (its sample is generated again). Anything else malformed is an error.
+    """
+    records: dict[str, dict] = {}
+    files = sorted(directory.glob("predictions*.jsonl")) if directory.is_dir() else []
+    for path in files:
+        lines = path.read_text(encoding="utf-8").split("\n")
+        complete, tail = lines[:-1], lines[-1]  # text after the last newline was never finished
+        for no, line in enumerate(complete, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                records[str(rec["id"])] = rec
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise CacheError(f"{path}:{no}: not a prediction record ({e}); delete the line or the file") from e
+        if tail.strip():
+            print(f"[eval] {path}: dropping an unfinished last line (interrupted write); it will be regenerated")
+    return records
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut an unfinished last line (a write interrupted by a kill) so appended records start on a fresh line."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+
+
+def _check_cached_prompt(rec: dict, prompt: str, directory: Path) -> None:
+    if rec.get("prompt") != prompt:
+        raise CacheError(
+            f"{directory}: cached prediction for sample {rec['id']!r} was made with a different prompt "
+            f"({rec.get('prompt')!r:.80} vs {prompt!r:.80}); use a fresh --out or delete the cache")
+
+
+def _shard(items: list, rank: int, world: int) -> list:
+    """Contiguous shard `rank` of `world` (sizes differ by at most one)."""
+    base, extra = divmod(len(items), world)
+    start = rank * base + min(rank, extra)
+    return items[start:start + base + (1 if rank < extra else 0)]
+
+
+def _load_images(batch: list[Sample], blank: bool, size: int) -> list[Image.Image]:
+    if blank:
+        return [Image.new("RGB", (size, size), BLANK_RGB) for _ in batch]
+    return [s.image.load() for s in batch]
+
+
+def run_benchmark(bench: Benchmark, generate: Generator, cfg: RunConfig, dist: DistInfo | None = None,
+                  image_size: int = 448) -> BenchmarkRun:
+    dist = dist or DistInfo()
+    samples = bench.load(Path(cfg.data_root))
+    if cfg.limit is not None:
+        samples = samples[: cfg.limit]
+    ids = [s.id for s in samples]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise ValueError(f"{bench.name}: sample id {dup!r} occurs more than once; the cache needs unique ids")
+    prompts = {s.id: bench.prompt(s) for s in samples}
+    directory = cache_dir(cfg, bench)
+    directory.mkdir(parents=True, exist_ok=True)
+    cached = read_cache(directory)
+    for sid, rec in cached.items():
+        if sid in prompts:
+            _check_cached_prompt(rec, prompts[sid], directory)
+
+    mine = [s for s in _shard(samples, dist.rank, dist.world_size) if s.id not in cached]
+    stats = RunStats(cached=sum(1 for s in samples if s.id in cached), samples=len(samples))
+    name = "predictions.jsonl" if dist.world_size == 1 else f"predictions.rank{dist.rank}.jsonl"
+    gen_cfg = bench.generation_config()
+    if cfg.max_new_tokens is not None:
+        gen_cfg["max_new_tokens"] = min(gen_cfg["max_new_tokens"], cfg.max_new_tokens)
+        gen_cfg["min_new_tokens"] = min(gen_cfg["min_new_tokens"], gen_cfg["max_new_tokens"])
+    bar = tqdm(total=len(mine), desc=f"{bench.name}" + (f" [rank {dist.rank}]" if dist.world_size > 1 else ""),
+               unit="q", disable=not cfg.progress, dynamic_ncols=True)
+    start = time.perf_counter()
+    _drop_torn_tail(directory / name)
+    with open(directory / name, "a", encoding="utf-8") as out:
+        for i in range(0, len(mine), cfg.batch_size):
+            batch = mine[i: i + cfg.batch_size]
+            images = _load_images(batch, cfg.blank_images, image_size)
+            preds = generate(images, [prompts[s.id] for s in batch], gen_cfg)
+            if len(preds) != len(batch):
+                raise RuntimeError(f"{bench.name}: generator returned {len(preds)} outputs for {len(batch)} prompts")
+            for s, p in zip(batch, preds):
+                out.write(json.dumps({"id": s.id, "prompt": prompts[s.id], "prediction": p}, ensure_ascii=False) + "\n")
+            out.flush()  # a kill loses at most the batch in flight
+            stats.generated += len(batch)
+            bar.update(len(batch))
+    stats.seconds = time.perf_counter() - start
+    bar.close()
+
+    dist.barrier()
+    run_name = directory.name  # "<benchmark>" or "<benchmark>-blank"
+    if not dist.is_main:
+        return BenchmarkRun(run_name, None, stats)
+    cached = read_cache(directory)
+    missing = [s.id for s in samples if s.id not in cached]
+    if missing:
+        raise RuntimeError(f"{bench.name}: {len(missing)} samples have no prediction after generation (first: {missing[0]})")
+    if dist.world_size > 1:
+        _consolidate(directory, cached)
+        stats.generated = stats.samples - stats.cached  # all ranks together (rank 0's clock for the rate)
+    preds = [cached[s.id]["prediction"] for s in samples]
+    # submission files go to OUT/, those of the blank-image pass into its own folder so neither overwrites the other
+    ctx = ScoreContext(flavour=cfg.flavour, judge=cfg.judge, out_dir=directory if cfg.blank_images else Path(cfg.out_dir))
+    result = bench.score(samples, preds, ctx)
+    (directory / "scores.json").write_text(json.dumps(asdict(result), indent=1, ensure_ascii=False, default=str))
+    return BenchmarkRun(run_name, result, stats)
+
+
+def _consolidate(directory: Path, records: dict[str, dict]) -> None:
+    """Fold the per-rank files into predictions.jsonl (write-then-rename, so a kill leaves a readable cache)."""
+    tmp = directory / "predictions.jsonl.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for rec in records.values():
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    os.replace(tmp, directory / "predictions.jsonl")
+    for p in directory.glob("predictions.rank*.jsonl"):
+        p.unlink()
+
+
+def evaluate(names: list[str], generate: Generator, cfg: RunConfig, dist: DistInfo | None = None,
+             image_size: int = 448) -> list[BenchmarkRun]:
+    benches = [get_benchmark(n) for n in names]  # fail on a typo before generating anything
+    return [run_benchmark(b, generate, cfg, dist, image_size=image_size) for b in benches]
