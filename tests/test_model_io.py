@@ -217,3 +217,19 @@ def test_split_model_device_map_covers_every_layer_and_keeps_merge_on_gpu0():
             assert len({v for v in layers.values()}) == gpus
     with pytest.raises(ValueError):
         split_model(60, 0)
+
+
+def test_auto_classes_resolve_locally_even_with_the_released_auto_map(tmp_path, tiny_model):
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    model, tok = tiny_model
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["auto_map"] = {"AutoConfig": "configuration_internvl_chat.InternVLChatConfig",
+                       "AutoModel": "modeling_internvl_chat.InternVLChatModel"}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    assert not list(tmp_path.glob("*.py"))  # nothing to execute: the code is this package
+    assert type(AutoConfig.from_pretrained(tmp_path)).__name__ == "InternVLChatConfig"
+    assert isinstance(AutoModel.from_pretrained(tmp_path), InternVLChatModel)
+    assert AutoTokenizer.from_pretrained(tmp_path).convert_tokens_to_ids("<IMG_CONTEXT>") == model.img_context_token_id
