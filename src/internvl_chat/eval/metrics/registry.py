@@ -197,14 +197,18 @@ BENCHMARK_FLAVOURS: dict[str, dict[str, dict[str, str]]] = {
         "vlmevalkit": {"mathvista_normalize": "vlmevalkit_post_check"},
     },
     "mmbench": {
-        "internvl": {"mcq_match": "internvl_post_process"},
+        # Letters are extracted with InternVL's post-processing, then grouped circularly as the server does.
+        "internvl": {"mcq_match": "internvl_post_process",
+                     "mmbench_circular": "vlmevalkit_mcq_circular_eval_exact_matching"},
         "vlmevalkit": {"mmbench_circular": "vlmevalkit_mcq_circular_eval_exact_matching"},
     },
     "scienceqa": {
         "internvl": {"mcq_match": "internvl_post_process"},
         "vlmevalkit": {"mcq_match": "vlmevalkit_can_infer"},
     },
-    "seed": {"internvl": {"mcq_match": "internvl_post_process"}, "vlmevalkit": {"mcq_match": "vlmevalkit_can_infer"}},
+    # InternVL's seed/calculation.py compares the first character of the prediction with the gold
+    # letter; that one-liner lives in eval/benchmarks/seed.py, not in this registry.
+    "seed": {"internvl": {}, "vlmevalkit": {"mcq_match": "vlmevalkit_can_infer"}},
     "mmvp": {
         "internvl": {"mcq_match": "internvl_post_process", "mmvp_pairs": "vlmevalkit_report_acc_MMVP"},
         "vlmevalkit": {"mcq_match": "vlmevalkit_can_infer", "mmvp_pairs": "vlmevalkit_report_acc_MMVP"},
