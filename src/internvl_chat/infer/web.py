@@ -1,0 +1,131 @@
+"""The web chat page (optional extra `web`: NiceGUI), mounted at / of the API server.
+
+NiceGUI serves its Vue/Quasar front end from the installed package (nothing is fetched
+from the internet) and runs its handlers on the server's own event loop, so the page
+submits to the same request batcher as the HTTP API and streams replies as they decode.
+CSS classes `ivl-*` name the parts a browser test drives. Each browser tab has its own
+conversation; uploading an image starts a new one, since
+V1.2 sees one image per conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import threading
+
+from fastapi import FastAPI, Request
+
+from ..image import ImageLoadError, load_image
+from .engine import ChatTurn, SamplingParams
+
+_mounted = False  # NiceGUI keeps one global app per process
+
+
+def mount_web_ui(app: FastAPI, service, title: str = "InternVL-Chat") -> None:
+    try:
+        from nicegui import events, ui
+    except ImportError:
+        raise ImportError("the web page needs the optional extra: pip install 'internvl-chat[web]' (NiceGUI)") from None
+    global _mounted
+    if _mounted:
+        raise RuntimeError("the web page can be mounted on one app per process (NiceGUI is process-global)")
+    _mounted = True
+    engine, config = service.engine, service.config
+
+    @ui.page("/")
+    async def chat_page(request: Request):
+        state = {"image": None, "turns": [], "busy": False}
+        ui.label(title).classes("text-2xl font-bold")
+        if config.api_key and not hmac.compare_digest(request.query_params.get("key", "").encode(),
+                                                      config.api_key.encode()):
+            ui.label("This server needs its API key: open /?key=KEY").classes("ivl-status")
+            return
+        ui.label(f"model: {config.model_name}").classes("text-sm text-gray-500")
+        status = ui.label("Upload an image, then ask a question about it.").classes("ivl-status")
+
+        async def on_upload(e: events.UploadEventArguments):
+            data = await e.file.read()
+            uploader.reset()  # ready for the next image
+            try:
+                image = load_image(data, max_pixels=config.image.max_image_pixels)
+            except ImageLoadError as err:
+                status.set_text(f"That file is not a usable image: {err.reason}")
+                return
+            state["image"], state["turns"] = image, []
+            messages.clear()
+            preview.set_source(image)
+            preview.visible = True
+            status.set_text(f"Image loaded ({image.width}x{image.height}); new conversation.")
+
+        uploader = ui.upload(label="Image", auto_upload=True, on_upload=on_upload,
+                             max_file_size=config.image.max_image_bytes).props("accept=image/*").classes("ivl-upload")
+        preview = ui.image().classes("w-48 ivl-preview")
+        preview.visible = False
+        messages = ui.column().classes("w-full max-w-3xl ivl-messages")
+        with ui.row().classes("w-full max-w-3xl items-center"):
+            question = ui.input(placeholder="Ask about the image").classes("grow ivl-question")
+            send_button = ui.button("Send").classes("ivl-send")
+            ui.button("New chat", on_click=lambda: (state["turns"].clear(), messages.clear(),
+                                                    status.set_text("Conversation cleared."))).classes("ivl-reset")
+
+        async def send():
+            text = (question.value or "").strip()
+            if not text or state["busy"]:
+                return
+            state["busy"] = True
+            question.set_value("")
+            first = not state["turns"]
+            images = [state["image"]] if first and state["image"] is not None else []
+            turns = state["turns"] + [ChatTurn("user", text, images)]
+            with messages:
+                ui.chat_message(text, name="You", sent=True)
+                with ui.chat_message(name="InternVL"):
+                    answer = ui.label("").classes("ivl-answer")
+            try:
+                request = engine.prepare(turns, SamplingParams(max_new_tokens=config.default_max_tokens,
+                                                               temperature=config.default_temperature))
+                room = engine.max_context - len(request.input_ids)
+                if room < 1:
+                    raise ValueError(f"the conversation is {len(request.input_ids)} tokens, the model's whole "
+                                     f"context; start a new chat")
+                request.params = dataclasses.replace(request.params,
+                                                     max_new_tokens=min(room, config.default_max_tokens))
+            except ValueError as err:
+                answer.set_text(f"[refused: {err}]")
+                state["busy"] = False
+                return
+            loop = asyncio.get_running_loop()
+            pieces: asyncio.Queue = asyncio.Queue()
+            request.on_text = lambda piece: loop.call_soon_threadsafe(pieces.put_nowait, piece)
+            request.cancelled = threading.Event()
+            status.set_text("Generating...")
+            try:
+                future = service.submit(request)
+            except Exception as err:  # queue full: say so on the page
+                answer.set_text(f"[server busy: {err}]")
+                state["busy"] = False
+                return
+            done = object()
+            future.add_done_callback(lambda _: pieces.put_nowait(done))
+            reply = ""
+            try:
+                while (piece := await pieces.get()) is not done:
+                    reply += piece
+                    answer.set_text(reply)
+                result = future.result()
+                state["turns"] = turns + [ChatTurn("assistant", result.text)]
+                status.set_text(f"Done ({result.completion_tokens} tokens, {result.finish_reason}).")
+                answer.classes(add="ivl-answer-done")
+            except ValueError as err:  # e.g. the conversation outgrew the model's context
+                answer.set_text(f"[error: {err}]")
+                status.set_text("Failed; start a new chat.")
+            finally:
+                request.cancelled.set()
+                state["busy"] = False
+
+        send_button.on_click(send)
+        question.on("keydown.enter", send)
+
+    ui.run_with(app, mount_path="/", title=title, show_welcome_message=False, reconnect_timeout=10.0)
