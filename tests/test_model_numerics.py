@@ -234,3 +234,14 @@ def test_position_embedding_interpolates_when_force_image_size_differs():
     torch.testing.assert_close(new[:, 1:], grid.flatten(2).transpose(1, 2))
     torch.testing.assert_close(resize_position_embedding(old, 4), new.detach())
     assert model(torch.randn(1, 3, 56, 56)).last_hidden_state.shape == (1, 17, 16)
+
+
+def test_forward_with_past_key_values_continues_the_sequence(tiny_model):
+    model, tok = tiny_model
+    ids = torch.tensor([tok("Hello there, how are you?").input_ids])
+    nxt = torch.tensor([[tok.convert_tokens_to_ids("<|im_end|>")]])
+    with torch.no_grad():
+        first = model(input_ids=ids, use_cache=True)
+        step = model(input_ids=nxt, past_key_values=first.past_key_values, use_cache=True)
+        full = model(input_ids=torch.cat([ids, nxt], 1)).logits
+    torch.testing.assert_close(step.logits[:, -1], full[:, -1], rtol=1e-5, atol=1e-5)

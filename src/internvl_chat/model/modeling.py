@@ -177,8 +177,8 @@ class InternVLChatModel(PreTrainedModel):
                     unused = vit_embeds[~keep]
                 vit_embeds = vit_embeds[keep]
             input_embeds = self._merge_image_features(input_ids, input_embeds, vit_embeds)
-        if past_key_values is not None:
-            kwargs["past_key_values"] = past_key_values
+        if past_key_values is not None:  # the original's name; transformers 5.24 calls it `cache`
+            kwargs["cache"] = past_key_values
         elif use_cache is None and (labels is not None or self.training):
             # No cache while training: besides memory, transformers only recognises packed sequences
             # (position ids restarting per sample, no mask) when it does not build a cache.
