@@ -1,0 +1,7 @@
+"""`python -m internvl_chat.train CONFIG.yaml ...`, the entry point for torchrun."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,138 @@
+"""Process groups and FSDP2 sharding. All parallelism lives here; the model files know nothing of it.
+
+Layout: `fully_shard` on every InternViT block and every LLM decoder layer, then
+on the root (embeddings, projector, norms, lm_head). Parameters are kept in fp32
+as the optimizer's master copy; with bf16 a MixedPrecisionPolicy gathers them
+in bf16 for compute and reduce-scatters gradients in fp32.
+
+Weights reach the shards without every rank holding a full copy: rank 0 loads
+the checkpoint, every rank builds the model on the meta device, shards it,
+allocates its shards, and rank 0 broadcasts tensor by tensor
+(`set_model_state_dict(..., broadcast_from_rank0=True)`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, fully_shard
+
+from .config import ParallelConfig
+
+VIT_BLOCK = "InternVisionEncoderLayer"
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+@dataclass
+class DistInfo:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(backend: str = "auto", timeout_s: int = 1800) -> DistInfo:
+    """Join the torchrun/Slurm process group, or make a one-process group when run directly.
+
+    A one-process group keeps a single code path (FSDP2, DCP) for 1 and N processes.
+    """
+    use_cuda = torch.cuda.is_available() and backend != "gloo"
+    if backend == "auto":
+        backend = "nccl" if use_cuda else "gloo"
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+            dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s),
+                                    device_id=device if use_cuda else None)
+        else:
+            dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1,
+                                    timeout=timedelta(seconds=timeout_s))
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, device)
+
+
+def shutdown_distributed() -> None:
+    if dist.is_initialized():
+        # Without this barrier gloo ranks sometimes SIGABRT at exit (environment.md section 3.1).
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def param_dtype(cfg: ParallelConfig, device: torch.device) -> torch.dtype:
+    if cfg.dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return DTYPES[cfg.dtype]
+
+
+def sharded_blocks(model: nn.Module) -> list[nn.Module]:
+    """Every ViT block and every LLM decoder layer, in forward order (found by class name, so LoRA
+    wrappers around either tower do not matter)."""
+    llm = model.language_model
+    llm_base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
+    names = {VIT_BLOCK, *(getattr(llm_base, "_no_split_modules", None) or [])}
+    return [m for m in model.modules() if type(m).__name__ in names]
+
+
+def enable_activation_checkpointing(model: nn.Module) -> None:
+    vision = model.vision_model
+    vision_base = vision.get_base_model() if hasattr(vision, "get_base_model") else vision
+    vision_base.encoder.gradient_checkpointing = True
+    llm = model.language_model
+    llm = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
+    llm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+
+
+def shard_model(model: nn.Module, cfg: ParallelConfig, info: DistInfo) -> nn.Module:
+    """Apply FSDP2 in place (blocks first, then the root) and return the model."""
+    if cfg.cpu_offload and info.device.type != "cuda":
+        raise ValueError("parallel.cpu_offload needs a GPU (on CPU the parameters already live in host memory)")
+    mesh = init_device_mesh(info.device.type, (info.world_size,))
+    compute = param_dtype(cfg, info.device)
+    mp = MixedPrecisionPolicy(param_dtype=compute, reduce_dtype=DTYPES[cfg.reduce_dtype]) \
+        if compute != torch.float32 else MixedPrecisionPolicy()
+    offload = CPUOffloadPolicy() if cfg.cpu_offload else OffloadPolicy()
+    blocks = sharded_blocks(model)
+    if not blocks:
+        raise RuntimeError("found no ViT blocks or LLM decoder layers to shard; is this an InternVLChatModel?")
+    for block in blocks:
+        if cfg.compile:
+            block.compile()
+        fully_shard(block, mesh=mesh, mp_policy=mp, offload_policy=offload,
+                    reshard_after_forward=cfg.reshard_after_forward)
+    # The root holds the embeddings and lm_head, used right at the end of forward: keep them gathered.
+    fully_shard(model, mesh=mesh, mp_policy=mp, offload_policy=offload, reshard_after_forward=False)
+    return model
+
+
+def materialise_from_rank0(model: nn.Module, source: nn.Module | None, info: DistInfo,
+                           cpu_offload: bool = False) -> None:
+    """Allocate the sharded meta model and fill it from `source` (a full model, rank 0 only)."""
+    # With CPU offload FSDP2 keeps the sharded parameters in host memory.
+    device = "cpu" if info.device.type == "cpu" or cpu_offload else info.device
+    model.to_empty(device=device)
+    if cpu_offload and info.device.type == "cuda":
+        for module in model.modules():  # buffers (rotary tables) are not offloaded: compute needs them on GPU
+            for name, buf in module._buffers.items():
+                if buf is not None:
+                    module._buffers[name] = buf.to(info.device)
+    full = source.state_dict() if info.is_main else {}
+    set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+    # Non-persistent buffers (rotary inv_freq, ...) are outside the state dict: copy and broadcast them.
+    src_buffers = dict(source.named_buffers()) if info.is_main else {}
+    for name, buf in model.named_buffers():
+        if info.is_main:
+            buf.copy_(src_buffers[name].to(buf.dtype))
+        dist.broadcast(buf, src=0)
