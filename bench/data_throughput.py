@@ -9,9 +9,6 @@ DataLoader workers. Usage:
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,25 +18,7 @@ import torch
 
 from internvl_chat.data import Collator, MixSampler, SupervisedDataset
 from internvl_chat.data.synth import generate
-
-
-def machine_info() -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).resolve().parent, check=False).stdout.strip() or "unknown"
-    except OSError:
-        commit = "unknown"
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-            "commit": commit, "load": load}
+from internvl_chat.machine import machine_info
 
 
 def measure(ds, tok, workers: int, batch_size: int, epochs: int) -> float:

@@ -10,10 +10,7 @@ writes), not the model alone. Prints the machine, torch version and git commit.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -21,30 +18,9 @@ from pathlib import Path
 import torch
 
 from internvl_chat.data.synth import generate as synth_generate
+from internvl_chat.machine import machine_info
 from internvl_chat.eval.runner import ModelGenerator, RunConfig, evaluate
 from internvl_chat.model.presets import build_tiny_model
-
-
-def machine_info() -> dict:
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True,
-                               cwd=Path(__file__).parent, check=True).stdout.strip()
-        commit += "+uncommitted" if dirty else ""
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu,
-            "torch": torch.__version__, "python": platform.python_version(), "commit": commit}
 
 
 def measure(model, tok, data: Path, batch_size: int, repeats: int) -> tuple[float, int]:

@@ -13,10 +13,7 @@ from __future__ import annotations
 import argparse
 import base64
 import io
-import os
-import platform
 import socket
-import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,27 +22,11 @@ import torch
 from PIL import Image
 
 from internvl_chat.infer.engine import ChatTurn, InferenceEngine, SamplingParams
+from internvl_chat.machine import describe
 from internvl_chat.model.presets import build_tiny_model
 
 QUESTIONS = ["what color is the image", "describe the picture", "how many objects are there",
              "what is on the left side of the image and why"]
-
-
-def machine_info() -> str:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip() or "unknown"
-    except OSError:
-        commit = "unknown"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    return (f"machine: {cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, device {device}\n"
-            f"python {platform.python_version()}, torch {torch.__version__}, commit {commit}")
 
 
 def _image(i: int) -> Image.Image:
@@ -136,7 +117,7 @@ def main() -> None:
                         "shared machine thread synchronisation costs more than it gains)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    print(machine_info())
+    print(describe())
     model, tokenizer = build_tiny_model(seed=0)
     model = model.to(args.device)
     engine = InferenceEngine(model, tokenizer, max_batch_size=16)

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -30,6 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from internvl_chat.machine import describe  # noqa: E402
 from internvl_chat.model.presets import V1_2_LLM, V1_2_VISION  # noqa: E402
 from internvl_chat.train import load_config, train  # noqa: E402
 from internvl_chat.train.flops import peak_flops_per_device  # noqa: E402
@@ -59,28 +58,13 @@ def gpu_preset(name: str) -> tuple[dict, list[str]]:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
     try:
         import flash_attn  # noqa: F401
 
         flash = "yes"
     except ImportError:
         flash = "no"
-    return (f"cpu: {cpu} ({os.cpu_count()} cores, torch threads {torch.get_num_threads()}); gpu: {gpu}; "
-            f"torch {torch.__version__}; flash-attn {flash}; commit {commit}")
+    return f"{describe()}, flash-attn {flash}"
 
 
 def main(argv: list[str] | None = None) -> int:

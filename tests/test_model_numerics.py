@@ -8,7 +8,6 @@ import torch.nn.functional as F
 
 from internvl_chat.constants import IGNORE_INDEX
 from internvl_chat.model import InternVisionConfig, InternVisionModel, pixel_shuffle
-from internvl_chat.model.presets import build_tiny_model
 
 
 def _rms(x, w, eps):
