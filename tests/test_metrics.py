@@ -15,15 +15,18 @@ END_TO_END_ROOTS = {"mmmu_end_to_end": "INTERNVL_MMMU_REPO", "mathvista_end_to_e
 
 
 def _vectors_path() -> Path:
-    beside_checkout = Path(__file__).parents[1] / ".." / "shared" / "reference" / "metric_vectors.jsonl"
-    if beside_checkout.is_file():
-        return beside_checkout
+    """The project's shared reference file (beside or inside the checkout, or $INTERNVL_METRIC_VECTORS),
+    else the copy vendored in tests/data so a bare clone still runs every vector."""
+    repo = Path(__file__).resolve().parents[1]
     from_env = os.environ.get("INTERNVL_METRIC_VECTORS")
-    if from_env and Path(from_env).is_file():
-        return Path(from_env)
-    raise FileNotFoundError(
-        f"metric_vectors.jsonl not found at {beside_checkout} and INTERNVL_METRIC_VECTORS is not set to a file"
-    )
+    candidates = [Path(from_env)] if from_env else []
+    candidates += [repo.parent / "shared" / "reference" / "metric_vectors.jsonl",
+                   repo / "shared" / "reference" / "metric_vectors.jsonl",
+                   repo / "tests" / "data" / "metric_vectors.jsonl"]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"metric_vectors.jsonl not found; looked at {', '.join(map(str, candidates))}")
 
 
 def _load_vectors() -> list[dict]:
