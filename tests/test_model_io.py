@@ -233,3 +233,25 @@ def test_auto_classes_resolve_locally_even_with_the_released_auto_map(tmp_path, 
     assert type(AutoConfig.from_pretrained(tmp_path)).__name__ == "InternVLChatConfig"
     assert isinstance(AutoModel.from_pretrained(tmp_path), InternVLChatModel)
     assert AutoTokenizer.from_pretrained(tmp_path).convert_tokens_to_ids("<IMG_CONTEXT>") == model.img_context_token_id
+
+
+def test_lora_export_with_tied_llm_embeddings_loads(tmp_path):
+    """SmolLM2-style tied embeddings + LLM LoRA: PEFT moves the LLM, tied paths must follow it."""
+    from internvl_chat.model import InternVLChatConfig
+    from internvl_chat.model.presets import tiny_config
+
+    cfg = tiny_config().to_dict()
+    cfg["llm_config"]["tie_word_embeddings"] = True
+    cfg["use_llm_lora"] = 4
+    model = InternVLChatModel(InternVLChatConfig(**cfg)).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_()
+    model.save_pretrained(tmp_path)
+    loaded = InternVLChatModel.from_pretrained(tmp_path)
+    llm = loaded.language_model.base_model.model
+    assert llm.lm_head.weight.data_ptr() == llm.model.embed_tokens.weight.data_ptr()
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(input_ids=ids).logits, model(input_ids=ids).logits, rtol=0, atol=0)

@@ -108,6 +108,7 @@ class InternVLChatModel(PreTrainedModel):
 
         cfg = LoraConfig(r=r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, target_modules=VIT_LORA_TARGETS)
         self.vision_model = get_peft_model(self.vision_model, cfg)
+        self._refresh_tied_weights()
 
     def wrap_llm_lora(self, r: int = 128, lora_alpha: int = 256, lora_dropout: float = 0.05) -> None:
         from peft import LoraConfig, get_peft_model
@@ -116,6 +117,12 @@ class InternVLChatModel(PreTrainedModel):
                          task_type="CAUSAL_LM")
         self.language_model = get_peft_model(self.language_model, cfg)
         self.language_model.enable_input_require_grads()
+        self._refresh_tied_weights()
+
+    def _refresh_tied_weights(self) -> None:
+        # PEFT moves the LLM under `base_model.model`; re-derive the tied-weight paths (e.g. SmolLM2's
+        # lm_head -> embed_tokens) so loading and tie_weights find the parameters where they now live.
+        self.all_tied_weights_keys = self.get_expanded_tied_weights_keys(all_submodels=True)
 
     # -- vision path ---------------------------------------------------------------------------
     def pixel_shuffle(self, x: torch.Tensor, scale_factor: float = 0.5) -> torch.Tensor:
