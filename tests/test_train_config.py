@@ -141,3 +141,38 @@ def test_flop_formula_matches_6n_rule_and_is_trainability_aware():
     vit_full = 6 * vit_mm * P + 12 * v.num_hidden_layers * v.hidden_size * P ** 2
     assert full - frozen == pytest.approx(vit_full * 2 / 3)
     assert peak_flops_per_device(torch.device("cpu")) > 0 and peak_flops_per_device(torch.device("cpu"), 5.0) == 5.0
+
+
+def test_lr_multipliers_make_per_module_groups_that_the_schedule_scales():
+    import torch
+
+    from internvl_chat.model.presets import build_tiny_model
+    from internvl_chat.train.config import OptimConfig, ScheduleConfig
+    from internvl_chat.train.optim import build_optimizer, build_scheduler
+
+    model, _ = build_tiny_model()
+    opt = build_optimizer(model, OptimConfig(lr=1e-4, lr_multipliers={"mlp1": 10, "vision_model": 5}))
+    lr_of = {}
+    for group in opt.param_groups:
+        for p in group["params"]:
+            lr_of[id(p)] = group["lr"]
+    for name, p in model.named_parameters():
+        want = 1e-3 if name.startswith("mlp1.") else 5e-4 if name.startswith("vision_model.") else 1e-4
+        assert lr_of[id(p)] == pytest.approx(want), name
+    sched = build_scheduler(opt, ScheduleConfig(lr_scheduler="cosine", warmup_ratio=0.0, max_steps=10), 10)
+    opt.step()
+    sched.step()
+    ratios = {round(g["lr"] / g["initial_lr"], 6) for g in opt.param_groups}
+    assert len(ratios) == 1 and 0 < ratios.pop() < 1  # one schedule, applied to every group
+    with pytest.raises(ValueError, match="no parameter under"):
+        build_optimizer(model, OptimConfig(lr_multipliers={"projector": 10}))
+    del torch
+
+
+def test_lr_multipliers_override_from_the_command_line(tmp_path):
+    from internvl_chat.train import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  preset: tiny\ndata:\n  source: synthetic\noptim:\n  lr: 1.0e-4\n")
+    cfg = load_config(path, ["optim.lr_multipliers={mlp1: 10, vision_model: 3}"])
+    assert cfg.optim.lr_multipliers == {"mlp1": 10, "vision_model": 3}

@@ -92,6 +92,7 @@ class OptimConfig:
     betas: list = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
     max_grad_norm: float = 1.0
+    lr_multipliers: dict = field(default_factory=dict)  # module prefix -> factor on lr, e.g. {mlp1: 10}
 
 
 @dataclass

@@ -16,22 +16,49 @@ from torch.optim.lr_scheduler import LambdaLR
 from .config import OptimConfig, ScheduleConfig
 
 
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    decay, no_decay = [], []
+def _multiplier(name: str, lr_multipliers: dict[str, float]) -> float:
+    """The multiplier of the longest prefix of `name` listed in lr_multipliers (1.0 if none)."""
+    best, best_len = 1.0, -1
+    for prefix, mult in lr_multipliers.items():
+        if (name == prefix or name.startswith(prefix + ".")) and len(prefix) > best_len:
+            best, best_len = float(mult), len(prefix)
+    return best
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float, lr: float | None = None,
+                 lr_multipliers: dict[str, float] | None = None) -> list[dict]:
+    """AdamW groups: (decay or not) x (learning-rate multiplier of the parameter's module prefix).
+
+    `lr_multipliers` maps module prefixes (`mlp1`, `vision_model`, `language_model`) to a factor on
+    the base lr, so e.g. a fresh projector can learn 10x faster than a pretrained LLM in one stage.
+    """
+    lr_multipliers = dict(lr_multipliers or {})
+    names = {n for n, _ in model.named_parameters()}
+    unknown = [k for k in lr_multipliers if not any(n == k or n.startswith(k + ".") for n in names)]
+    if unknown:
+        raise ValueError(f"optim.lr_multipliers: no parameter under {unknown}; use module prefixes such as "
+                         "mlp1, vision_model, language_model")
+    buckets: dict[tuple[bool, float], list] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         # Matrices only: not norms, biases, layer scales, nor the ViT's CLS token / position table (3-D).
-        (decay if p.ndim >= 2 and name.endswith("weight") else no_decay).append(p)
-    if not decay and not no_decay:
+        decay = p.ndim >= 2 and name.endswith("weight")
+        buckets.setdefault((decay, _multiplier(name, lr_multipliers)), []).append(p)
+    if not buckets:
         raise ValueError("no trainable parameters: every parameter is frozen (check the tune.* flags)")
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
+    groups = []
+    for (decay, mult), params in sorted(buckets.items(), key=lambda kv: (not kv[0][0], kv[0][1])):
+        group = {"params": params, "weight_decay": weight_decay if decay else 0.0}
+        if lr is not None:
+            group["lr"] = lr * mult
+        groups.append(group)
+    return groups
 
 
 def build_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
-    return torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=tuple(cfg.betas),
-                             eps=cfg.eps, weight_decay=cfg.weight_decay)
+    groups = param_groups(model, cfg.weight_decay, lr=cfg.lr, lr_multipliers=cfg.lr_multipliers)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
 
 
 def warmup_steps_for(total_steps: int, warmup_ratio: float) -> int:
