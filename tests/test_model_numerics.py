@@ -244,3 +244,26 @@ def test_forward_with_past_key_values_continues_the_sequence(tiny_model):
         step = model(input_ids=nxt, past_key_values=first.past_key_values, use_cache=True)
         full = model(input_ids=torch.cat([ids, nxt], 1)).logits
     torch.testing.assert_close(step.logits[:, -1], full[:, -1], rtol=1e-5, atol=1e-5)
+
+
+def test_loss_only_gives_the_same_loss_and_gradients_without_full_logits(tiny_model):
+    model, tok = tiny_model
+    model.train()
+    ids, labels = _sample(model, tok)
+    ids, labels = torch.cat([ids, ids]), torch.cat([labels, labels])
+    labels[1, -2:] = IGNORE_INDEX
+    px = torch.randn(2, 3, 56, 56)
+    flags = torch.tensor([1, 1])
+    full = model(pixel_values=px, input_ids=ids, labels=labels, image_flags=flags, num_items_in_batch=7)
+    full.loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    fast = model(pixel_values=px, input_ids=ids, labels=labels, image_flags=flags, num_items_in_batch=7, loss_only=True)
+    fast.loss.backward()
+    assert fast.logits is None
+    torch.testing.assert_close(fast.loss, full.loss, rtol=1e-6, atol=1e-6)
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, grads[n], rtol=1e-5, atol=1e-7, msg=n)
+    mean_full = model(pixel_values=px, input_ids=ids, labels=labels, image_flags=flags).loss
+    mean_fast = model(pixel_values=px, input_ids=ids, labels=labels, image_flags=flags, loss_only=True).loss
+    torch.testing.assert_close(mean_fast, mean_full, rtol=1e-6, atol=1e-6)

@@ -128,9 +128,13 @@ def test_flop_formula_matches_6n_rule_and_is_trainability_aware():
     mlp_mm = 4 * v.hidden_size * l.hidden_size + l.hidden_size ** 2
     kv = l.num_key_value_heads * (l.hidden_size // l.num_attention_heads)
     llm_mm = l.num_hidden_layers * (2 * l.hidden_size ** 2 + 2 * l.hidden_size * kv
-                                    + 3 * l.hidden_size * l.intermediate_size) + l.hidden_size * l.vocab_size
+                                    + 3 * l.hidden_size * l.intermediate_size)
+    head = l.hidden_size * l.vocab_size  # lm_head, applied to supervised tokens only
     assert (fm.vit.matmul_params, fm.mlp.matmul_params, fm.llm.matmul_params) == (vit_mm, mlp_mm, llm_mm)
+    assert fm.lm_head_params == head
     T, P = 100, fm.vit_tokens
+    assert fm.step_flops(1, [T], 10) == pytest.approx(fm.step_flops(1, [T]) - 6 * head * (T - 10))
+    llm_mm += head
     full = fm.step_flops(1, [T])
     expected = (6 * vit_mm * P + 12 * v.num_hidden_layers * v.hidden_size * P ** 2 + 6 * mlp_mm * fm.image_tokens
                 + 6 * llm_mm * T + 6 * l.num_hidden_layers * l.hidden_size * T ** 2)

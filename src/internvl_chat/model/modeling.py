@@ -172,8 +172,11 @@ class InternVLChatModel(PreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         num_items_in_batch: int | torch.Tensor | None = None,
+        loss_only: bool = False,
         **kwargs,
     ):
+        """The original forward; `loss_only=True` (training) applies lm_head only where a label is
+        supervised and returns `logits=None` — the same loss, without a (tokens x vocab) logits tensor."""
         input_embeds = self.language_model.get_input_embeddings()(input_ids)
         unused = None
         if pixel_values is not None:
@@ -184,6 +187,9 @@ class InternVLChatModel(PreTrainedModel):
                     unused = vit_embeds[~keep]
                 vit_embeds = vit_embeds[keep]
             input_embeds = self._merge_image_features(input_ids, input_embeds, vit_embeds)
+        if loss_only and labels is not None:
+            return self._supervised_loss(input_embeds, attention_mask, position_ids, labels, num_items_in_batch,
+                                         unused, **kwargs)
         if past_key_values is not None:  # the original's name; transformers 5.24 calls it `cache`
             kwargs["cache"] = past_key_values
         elif use_cache is None and (labels is not None or self.training):
@@ -206,6 +212,23 @@ class InternVLChatModel(PreTrainedModel):
         out = CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=outputs.past_key_values,
                                      hidden_states=outputs.hidden_states, attentions=outputs.attentions)
         return out if return_dict is not False else out.to_tuple()
+
+    def _supervised_loss(self, input_embeds, attention_mask, position_ids, labels, num_items_in_batch, unused,
+                         **kwargs):
+        decoder = self.language_model.get_decoder()
+        hidden = decoder(inputs_embeds=input_embeds, attention_mask=attention_mask, position_ids=position_ids,
+                         use_cache=False, **kwargs).last_hidden_state
+        shift_labels = labels[:, 1:]
+        keep = shift_labels != IGNORE_INDEX
+        logits = self.language_model.get_output_embeddings()(hidden[:, :-1][keep])
+        targets = shift_labels[keep]
+        if num_items_in_batch is None:
+            loss = F.cross_entropy(logits.float(), targets) if targets.numel() else logits.sum() * 0.0
+        else:
+            loss = F.cross_entropy(logits.float(), targets, reduction="sum") / num_items_in_batch
+        if unused is not None and torch.is_grad_enabled():
+            loss = loss + 0.0 * unused.sum()
+        return CausalLMOutputWithPast(loss=loss, logits=None)
 
     # -- generation ------------------------------------------------------------------------------
     @torch.no_grad()

@@ -5,7 +5,8 @@ Forward FLOPs (multiply-add = 2 FLOPs), counted per component:
 - matmuls: 2 x (weights applied per token) per token, for
   ViT (patch-embedding conv + qkv/proj/fc1/fc2 of every block) per patch token incl. CLS,
   projector (mlp1's two linears) per image token after pixel shuffle,
-  LLM (every decoder linear + lm_head; the embedding lookup is free) per text token;
+  LLM (every decoder linear; the embedding lookup is free) per text token, and lm_head per
+  supervised token only (the trainer applies it only where a label is supervised);
 - attention scores and values: 2 x 2 x d_attn x T^2 per layer for a sequence of T
   (QK^T and AV), halved for the causal LLM; packed rows count each sample's own T_i^2.
 
@@ -67,16 +68,20 @@ class FlopModel:
     llm_layers: int
     llm_attn_width: int  # heads x head_dim
     image_tokens: int  # LLM tokens per image after pixel shuffle
+    lm_head_params: int = 0  # vocab x hidden, applied per supervised token (0: counted in llm per token)
 
     def _multipliers(self, cost: ComponentCost, upstream_trains: bool) -> tuple[float, float]:
         """(matmul multiplier, attention multiplier) over one forward."""
         input_grad = 1.0 if (upstream_trains or cost.any_trainable) else 0.0
         return 1.0 + input_grad + cost.trainable_fraction, 1.0 + 2.0 * input_grad
 
-    def step_flops(self, num_images: int, sample_lengths: list[int] | torch.Tensor) -> float:
-        """Training FLOPs for `num_images` images and text samples of the given token lengths."""
+    def step_flops(self, num_images: int, sample_lengths: list[int] | torch.Tensor,
+                   supervised_tokens: float | None = None) -> float:
+        """Training FLOPs for `num_images` images and text samples of the given token lengths, of which
+        `supervised_tokens` carry a label (default: all)."""
         lengths = torch.as_tensor(sample_lengths, dtype=torch.float64)
         tokens, sq = float(lengths.sum()), float((lengths ** 2).sum())
+        supervised = tokens if supervised_tokens is None else float(supervised_tokens)
         vit_mm, vit_at = self._multipliers(self.vit, False)
         mlp_mm, _ = self._multipliers(self.mlp, self.vit.any_trainable)
         llm_mm, llm_at = self._multipliers(self.llm, self.vit.any_trainable or self.mlp.any_trainable)
@@ -84,7 +89,8 @@ class FlopModel:
                             + 4.0 * self.vit_layers * self.vit_width * self.vit_tokens ** 2 * vit_at)
         mlp = num_images * 2.0 * self.mlp.matmul_params * self.image_tokens * mlp_mm
         llm = 2.0 * self.llm.matmul_params * tokens * llm_mm + 2.0 * self.llm_layers * self.llm_attn_width * sq * llm_at
-        return vit + mlp + llm
+        head = 2.0 * self.lm_head_params * supervised * llm_mm
+        return vit + mlp + llm + head
 
 
 def _cost(module: nn.Module, skip: tuple[nn.Module, ...] = ()) -> ComponentCost:
@@ -110,13 +116,14 @@ def flop_model(model) -> FlopModel:
     vcfg, lcfg = cfg.vision_config, cfg.llm_config
     llm = model.language_model
     embed = llm.get_input_embeddings()
+    head = llm.get_output_embeddings()
     head_dim = getattr(lcfg, "head_dim", None) or lcfg.hidden_size // lcfg.num_attention_heads
     patches = (cfg.force_image_size or vcfg.image_size) // vcfg.patch_size
     return FlopModel(
-        vit=_cost(model.vision_model), mlp=_cost(model.mlp1), llm=_cost(llm, skip=(embed,)),
+        vit=_cost(model.vision_model), mlp=_cost(model.mlp1), llm=_cost(llm, skip=(embed, head)),
         vit_layers=vcfg.num_hidden_layers, vit_width=vcfg.hidden_size, vit_tokens=patches * patches + 1,
         llm_layers=lcfg.num_hidden_layers, llm_attn_width=lcfg.num_attention_heads * head_dim,
-        image_tokens=model.num_image_token)
+        image_tokens=model.num_image_token, lm_head_params=head.weight.numel())
 
 
 def sample_lengths(batch: dict) -> torch.Tensor:

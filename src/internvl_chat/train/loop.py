@@ -204,17 +204,18 @@ def _train(cfg: TrainConfig, info: DistInfo, dataset) -> TrainResult:
                 if b.get("empty"):
                     continue
                 lengths = sample_lengths(b)
-                local[0] += float((b["labels"][:, 1:] != IGNORE_INDEX).sum())
+                supervised = float((b["labels"][:, 1:] != IGNORE_INDEX).sum())
+                local[0] += supervised
                 local[1] += float(lengths.sum())
                 local[2] += float(b["num_samples"])
-                local[4] += fm.step_flops(int(b["pixel_values"].shape[0]), lengths)
+                local[4] += fm.step_flops(int(b["pixel_values"].shape[0]), lengths, supervised)
             num_items, tokens, samples, rejected, flops = _all_reduce(local, info.device)
             loss_sum = torch.zeros((), dtype=torch.float64, device=info.device)
             for b in micro:
                 if b.get("empty"):
                     b = _empty_micro_batch(image_size, pad_id)
                 inputs = {k: (b[k].to(info.device) if b.get(k) is not None else None) for k in MODEL_KEYS}
-                outputs = model(**inputs, use_cache=False, num_items_in_batch=max(num_items, 1.0))
+                outputs = model(**inputs, use_cache=False, num_items_in_batch=max(num_items, 1.0), loss_only=True)
                 (outputs.loss * info.world_size).backward()
                 loss_sum += outputs.loss.detach().double()
             dist.all_reduce(loss_sum)
