@@ -31,6 +31,10 @@ TITLES = ("Sales", "Rain", "Votes", "Cost")
 WORDS = ("cat", "sun", "map", "box", "red", "car", "tree", "fish")
 LETTERS = "ABCD"
 CHOICE_SUFFIX = "Answer with the option's letter from the given choices directly."
+SHORT_ANSWER_SUFFIX = "Answer the question using a single word or phrase."  # InternVL's VQA prompt suffix
+# Question kinds per task (the names `generate(question_kinds=...)` takes), in the order the builders list them.
+QUESTION_KINDS = {"shapes": ("count", "shape", "colour"), "charts": ("title", "value", "highest"),
+                  "documents": ("first_word", "last_word", "lines"), "choice": ("shape", "colour")}
 
 
 @dataclass
@@ -39,6 +43,7 @@ class Question:
     answer: str
     chance: float
     choices: dict[str, str] | None = None
+    kind: str = ""  # one of QUESTION_KINDS[task]
 
 
 def _font(px: int):
@@ -69,9 +74,9 @@ def _shapes(rng: random.Random, size: int):
     caption = f"There {'is' if count == 1 else 'are'} {NUMBER_WORDS[count]} shape{'s' * (count > 1)}: " + ", ".join(parts) + "."
     cell = rng.choice(sorted(objs))
     questions = [
-        Question("How many shapes are there?", str(count), 1 / 4),
-        Question(f"What shape is in the {CELLS[cell]}?", objs[cell][0], 1 / len(SHAPES)),
-        Question(f"What colour is the shape in the {CELLS[cell]}?", objs[cell][1], 1 / len(COLOURS)),
+        Question("How many shapes are there?", str(count), 1 / 4, kind="count"),
+        Question(f"What shape is in the {CELLS[cell]}?", objs[cell][0], 1 / len(SHAPES), kind="shape"),
+        Question(f"What colour is the shape in the {CELLS[cell]}?", objs[cell][1], 1 / len(COLOURS), kind="colour"),
     ]
     return img, caption, questions
 
@@ -91,9 +96,9 @@ def _charts(rng: random.Random, size: int):
         draw.text((x + width / 2, bottom + 1), LETTERS[k], fill="black", font=_font(int(size * 0.13)), anchor="mt")
     bar = rng.randrange(3)
     questions = [
-        Question("What is the title of the chart?", title, 1 / len(TITLES)),
-        Question(f"What is the value of bar {LETTERS[bar]}?", str(values[bar]), 1 / 5),
-        Question("Which bar is the highest?", LETTERS[values.index(max(values))], 1 / 3),
+        Question("What is the title of the chart?", title, 1 / len(TITLES), kind="title"),
+        Question(f"What is the value of bar {LETTERS[bar]}?", str(values[bar]), 1 / 5, kind="value"),
+        Question("Which bar is the highest?", LETTERS[values.index(max(values))], 1 / 3, kind="highest"),
     ]
     caption = f"A bar chart titled {title}: " + ", ".join(f"bar {LETTERS[k]} is {v}" for k, v in enumerate(values)) + "."
     return img, caption, questions
@@ -108,15 +113,15 @@ def _documents(rng: random.Random, size: int):
     for k, w in enumerate(words):
         draw.text((size * 0.08, size * (0.05 + 0.32 * k)), w, fill="black", font=font)
     questions = [
-        Question("What is the first word?", words[0], 1 / len(WORDS)),
-        Question("What is the last word?", words[-1], 1 / len(WORDS)),
-        Question("How many lines of text are there?", str(n_lines), 1 / 3),
+        Question("What is the first word?", words[0], 1 / len(WORDS), kind="first_word"),
+        Question("What is the last word?", words[-1], 1 / len(WORDS), kind="last_word"),
+        Question("How many lines of text are there?", str(n_lines), 1 / 3, kind="lines"),
     ]
     caption = "A document with the text: " + " / ".join(words) + "."
     return img, caption, questions
 
 
-def _choice(rng: random.Random, size: int):
+def _choice(rng: random.Random, size: int, fixed_order: bool = False, kinds: tuple[str, ...] = ("shape", "colour")):
     shape, colour = rng.choice(SHAPES + ("star",)), rng.choice(list(COLOURS))
     img = Image.new("RGB", (size, size), "white")
     draw = ImageDraw.Draw(img)
@@ -129,20 +134,30 @@ def _choice(rng: random.Random, size: int):
     else:
         _draw_shape(draw, shape, (pad, pad, size - pad, size - pad), COLOURS[colour])
     kind = rng.choice(("shape", "colour"))
+    if kind not in kinds:  # only one kind asked for: always that one (the draw above keeps the rng stream)
+        kind = kinds[0]
     options = list(SHAPES + ("star",)) if kind == "shape" else list(COLOURS)
-    rng.shuffle(options)
+    shuffled = list(options)
+    rng.shuffle(shuffled)  # drawn either way, so fixed_order changes nothing else about the sample
+    if not fixed_order:  # fixed order: the letter is a function of the attribute (easier to learn)
+        options = shuffled
     choices = {LETTERS[k]: o for k, o in enumerate(options)}
     answer = LETTERS[options.index(shape if kind == "shape" else colour)]
     stem = "Which shape is shown?" if kind == "shape" else "What colour is the shape?"
     text = stem + "\n" + "\n".join(f"{k}. {v}" for k, v in choices.items()) + "\n" + CHOICE_SUFFIX
-    return img, None, [Question(text, answer, 1 / len(choices), choices)]
+    return img, None, [Question(text, answer, 1 / len(choices), choices, kind=kind)]
 
 
 _BUILDERS = {"shapes": _shapes, "charts": _charts, "documents": _documents, "choice": _choice}
 
 
-def _train_record(sample_id: str, image: str, caption: str | None, questions: list[Question], rng: random.Random):
+def _train_record(sample_id: str, image: str, caption: str | None, questions: list[Question], rng: random.Random,
+                  single_question: bool = False):
     turns = []
+    if single_question:  # one question per image, no caption: short samples, more images per step
+        q = rng.choice(questions)
+        return {"id": sample_id, "image": image, "conversations": [
+            {"from": "human", "value": "<image>\n" + q.text}, {"from": "gpt", "value": q.answer}]}
     if caption is not None and rng.random() < 0.5:
         turns.append(("Describe the image.", caption))
     qs = list(questions)
@@ -156,9 +171,24 @@ def _train_record(sample_id: str, image: str, caption: str | None, questions: li
 
 
 def generate(out_dir: str | Path, n_train: int, n_test: int, seed: int = 0, image_size: int = 112,
-             tasks: tuple[str, ...] | list[str] | None = None, image_format: str = "png") -> dict:
-    """Write the synthetic data set; `n_train`/`n_test` are per task. Returns counts per task and split."""
+             tasks: tuple[str, ...] | list[str] | None = None, image_format: str = "png",
+             question_kinds: dict[str, list[str]] | None = None, single_question: bool = False,
+             short_answer_suffix: bool = False, fixed_choice_order: bool = False) -> dict:
+    """Write the synthetic data set; `n_train`/`n_test` are per task. Returns counts per task and split.
+
+    The knobs make the data easier to learn; their defaults give the full mix:
+    question_kinds: {task: [kind, ...]} asks only those kinds (QUESTION_KINDS) for those tasks, train and test;
+    single_question: one question per training image (no caption, no multi-turn);
+    short_answer_suffix: free-answer questions end with InternVL's SHORT_ANSWER_SUFFIX, train and test;
+    fixed_choice_order: lettered options always in the same order, so a letter always means the same option.
+    """
     tasks = tuple(tasks or TASKS)
+    kinds = {t: tuple(QUESTION_KINDS[t]) for t in TASKS}
+    for task, wanted in (question_kinds or {}).items():
+        bad = [k for k in wanted] if task not in QUESTION_KINDS else [k for k in wanted if k not in QUESTION_KINDS[task]]
+        if task not in QUESTION_KINDS or bad or not wanted:
+            raise ValueError(f"question_kinds[{task!r}] = {wanted!r}: unknown task or kinds {bad}; known: {QUESTION_KINDS}")
+        kinds[task] = tuple(k for k in QUESTION_KINDS[task] if k in wanted)
     unknown = [t for t in tasks if t not in _BUILDERS]
     if unknown:
         raise ValueError(f"unknown synthetic tasks {unknown}; known: {list(TASKS)}")
@@ -174,7 +204,14 @@ def generate(out_dir: str | Path, n_train: int, n_test: int, seed: int = 0, imag
         for split, n in (("train", n_train), ("test", n_test)):
             for i in range(n):
                 rng = random.Random(f"{seed}/{task}/{split}/{i}")
-                img, caption, questions = _BUILDERS[task](rng, image_size)
+                if task == "choice":
+                    img, caption, questions = _choice(rng, image_size, fixed_order=fixed_choice_order, kinds=kinds[task])
+                else:
+                    img, caption, questions = _BUILDERS[task](rng, image_size)
+                questions = [q for q in questions if q.kind in kinds[task]]
+                if short_answer_suffix:
+                    questions = [q if q.choices else Question(q.text + "\n" + SHORT_ANSWER_SUFFIX, q.answer, q.chance,
+                                                              q.choices, q.kind) for q in questions]
                 rel = f"images/{task}/{split}_{i:06d}.{image_format}"
                 if image_format == "png":
                     img.save(out / rel, format="PNG", optimize=False)
@@ -182,7 +219,7 @@ def generate(out_dir: str | Path, n_train: int, n_test: int, seed: int = 0, imag
                     img.save(out / rel, format="JPEG", quality=95)
                 sample_id = f"{task}-{split}-{i}"
                 if split == "train":
-                    lines.append(json.dumps(_train_record(sample_id, rel, caption, questions, rng)))
+                    lines.append(json.dumps(_train_record(sample_id, rel, caption, questions, rng, single_question)))
                 else:
                     q = questions[i % len(questions)]  # round-robin over question types: balanced
                     rec = {"id": sample_id, "image": rel, "question": q.text, "answer": q.answer, "task": task,

@@ -27,6 +27,11 @@ class DataSettings:
     n_test: int = 50  # held-out questions per task
     image_size: int = 56
     seed: int = 0
+    # Knobs of internvl_chat.data.synth.generate (defaults: the full multi-turn mix).
+    question_kinds: dict = field(default_factory=dict)  # {task: [kind, ...]}, see synth.QUESTION_KINDS
+    single_question: bool = False  # one question per training image
+    short_answer_suffix: bool = False  # "Answer the question using a single word or phrase."
+    fixed_choice_order: bool = False  # lettered options always in the same order
 
 
 @dataclass
@@ -91,6 +96,8 @@ def _set(cfg: DemoConfig, section: str, key: str, value, where: str, raw: str | 
         value = float(value) if ok else value
     elif isinstance(default, list):
         ok = isinstance(value, list)
+    elif isinstance(default, dict):
+        ok = isinstance(value, dict)
     else:
         ok = isinstance(value, str)
     if not ok:

@@ -7,7 +7,8 @@
    inside a throwaway tiny chat model (cheap: its decoder is 2 layers x 128);
 4. stage 1 with the training stack: that InternViT + a fresh MLP projector + SmolLM2, LLM frozen
    (V1.2's stage 1); what else trains is up to configs/demo/stage1.yaml (shipped: the projector);
-5. stage 2: fine-tuning (configs/demo/stage2.yaml; shipped: projector + LoRA on SmolLM2, merged after);
+5. stage 2: fine-tuning (configs/demo/stage2.yaml; shipped: full fine-tuning with per-module lr
+   multipliers; a LoRA stage 2 is merged afterwards);
 6. the evaluation harness on the held-out synthetic benchmark, and again with blank images;
 7. a per-task table, a sample chat about a test image, report.json and a loss-curve PNG.
 """
@@ -47,15 +48,17 @@ def prepare_data(cfg: DemoConfig, paths: DemoPaths) -> Path:
     from ..data import synth
 
     stamp = paths.data / "demo_settings.json"
+    knobs = {"question_kinds": cfg.data.question_kinds, "single_question": cfg.data.single_question,
+             "short_answer_suffix": cfg.data.short_answer_suffix, "fixed_choice_order": cfg.data.fixed_choice_order}
     wanted = {"n_train": cfg.data.n_train, "n_test": cfg.data.n_test, "image_size": cfg.data.image_size,
-              "seed": cfg.data.seed}
+              "seed": cfg.data.seed, **knobs}
     if stamp.is_file() and json.loads(stamp.read_text()) == wanted:
         log(f"synthetic data: reusing {paths.data}")
         return paths.data
     shutil.rmtree(paths.data, ignore_errors=True)
     t = time.time()
     counts = synth.generate(paths.data, n_train=cfg.data.n_train, n_test=cfg.data.n_test, seed=cfg.data.seed,
-                            image_size=cfg.data.image_size)
+                            image_size=cfg.data.image_size, **knobs)
     stamp.write_text(json.dumps(wanted))
     log(f"synthetic data: {sum(c['train'] for c in counts.values())} training images and "
         f"{sum(c['test'] for c in counts.values())} held-out questions over {len(counts)} tasks "
