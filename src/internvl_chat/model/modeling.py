@@ -188,8 +188,9 @@ class InternVLChatModel(PreTrainedModel):
                 vit_embeds = vit_embeds[keep]
             input_embeds = self._merge_image_features(input_ids, input_embeds, vit_embeds)
         if loss_only and labels is not None:
-            return self._supervised_loss(input_embeds, attention_mask, position_ids, labels, num_items_in_batch,
-                                         unused, **kwargs)
+            loss = self._supervised_loss(input_embeds, attention_mask, position_ids, labels, num_items_in_batch,
+                                         **kwargs)
+            return CausalLMOutputWithPast(loss=_keep_in_graph(loss, unused), logits=None)
         if past_key_values is not None:  # the original's name; transformers 5.24 calls it `cache`
             kwargs["cache"] = past_key_values
         elif use_cache is None and (labels is not None or self.training):
@@ -204,17 +205,13 @@ class InternVLChatModel(PreTrainedModel):
         logits = outputs.logits
         loss = None
         if labels is not None:
-            loss = causal_lm_loss(logits, labels, num_items_in_batch)
-            if unused is not None and torch.is_grad_enabled():
-                # Text-only samples run the ViT on a dummy image whose features are dropped; a zero-weighted
-                # term keeps every ViT parameter in the graph so sharded ranks never wait on a missing gradient.
-                loss = loss + 0.0 * unused.sum()
+            loss = _keep_in_graph(causal_lm_loss(logits, labels, num_items_in_batch), unused)
         out = CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=outputs.past_key_values,
                                      hidden_states=outputs.hidden_states, attentions=outputs.attentions)
         return out if return_dict is not False else out.to_tuple()
 
-    def _supervised_loss(self, input_embeds, attention_mask, position_ids, labels, num_items_in_batch, unused,
-                         **kwargs):
+    def _supervised_loss(self, input_embeds, attention_mask, position_ids, labels, num_items_in_batch,
+                         **kwargs) -> torch.Tensor:
         decoder = self.language_model.get_decoder()
         hidden = decoder(inputs_embeds=input_embeds, attention_mask=attention_mask, position_ids=position_ids,
                          use_cache=False, **kwargs).last_hidden_state
@@ -222,13 +219,9 @@ class InternVLChatModel(PreTrainedModel):
         keep = shift_labels != IGNORE_INDEX
         logits = self.language_model.get_output_embeddings()(hidden[:, :-1][keep])
         targets = shift_labels[keep]
-        if num_items_in_batch is None:
-            loss = F.cross_entropy(logits.float(), targets) if targets.numel() else logits.sum() * 0.0
-        else:
-            loss = F.cross_entropy(logits.float(), targets, reduction="sum") / num_items_in_batch
-        if unused is not None and torch.is_grad_enabled():
-            loss = loss + 0.0 * unused.sum()
-        return CausalLMOutputWithPast(loss=loss, logits=None)
+        if num_items_in_batch is None and not targets.numel():
+            return logits.sum() * 0.0  # nothing supervised: a zero loss rather than the mean of nothing
+        return _token_loss(logits, targets, num_items_in_batch)
 
     # -- generation ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -338,8 +331,21 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, num_items_in_batc
     Mean over supervised tokens (the original), or sum / num_items_in_batch when a
     trainer passes the token count of the whole (accumulated, all-rank) batch.
     """
-    shift_logits = logits[..., :-1, :].float().reshape(-1, logits.shape[-1])
+    shift_logits = logits[..., :-1, :].reshape(-1, logits.shape[-1])
     shift_labels = labels[..., 1:].reshape(-1).to(shift_logits.device)
+    return _token_loss(shift_logits, shift_labels, num_items_in_batch)
+
+
+def _token_loss(logits: torch.Tensor, targets: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:
+    """Cross-entropy in fp32: mean over supervised targets, or their sum / num_items_in_batch."""
     if num_items_in_batch is None:
-        return F.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE_INDEX)
-    return F.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE_INDEX, reduction="sum") / num_items_in_batch
+        return F.cross_entropy(logits.float(), targets, ignore_index=IGNORE_INDEX)
+    return F.cross_entropy(logits.float(), targets, ignore_index=IGNORE_INDEX, reduction="sum") / num_items_in_batch
+
+
+def _keep_in_graph(loss: torch.Tensor, unused: torch.Tensor | None) -> torch.Tensor:
+    """Text-only samples run the ViT on a dummy image whose features are dropped; a zero-weighted term keeps
+    every ViT parameter in the graph so sharded ranks never wait on a missing gradient."""
+    if unused is not None and torch.is_grad_enabled():
+        return loss + 0.0 * unused.sum()
+    return loss
