@@ -52,8 +52,9 @@ def table_rows(runs: list[BenchmarkRun]) -> list[TableRow]:
     for run in runs:
         if run.result is None:
             continue
-        blank = run.benchmark.endswith("-blank")
-        name = run.benchmark[: -len("-blank")] if blank else run.benchmark
+        base = run.benchmark.removesuffix("-oracle")  # --oracle runs score the gold answers
+        blank = base.endswith("-blank")
+        name = base[: -len("-blank")] if blank else base
         bench = get_benchmark(name)
         published = rows_for(name) or [PublishedRow(bench.title, bench.split, bench.metric, None, name)]
         for p in published:

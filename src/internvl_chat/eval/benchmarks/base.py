@@ -420,3 +420,30 @@ def mean(values: list[float]) -> float:
 def check_lengths(samples: list[Sample], preds: list[str], name: str) -> None:
     if len(samples) != len(preds):
         raise ValueError(f"{name}: {len(samples)} samples but {len(preds)} predictions")
+
+
+def check_json_submission(path: str, samples: list[Sample], kind: str) -> str:
+    """Check a written submission file against the server's expected format; returns a one-line verdict.
+
+    kind "mmmu": {question id: answer string} (MMMU EvalAI); "vizwiz": [{"image", "answer"}] (VizWiz
+    EvalAI, one per test image); "docvqa": [{"questionId": int, "answer": str}] (RRC).
+    """
+    data = read_json(Path(path))
+    if kind == "mmmu":
+        ok = isinstance(data, dict) and set(data) == {s.id for s in samples} and all(isinstance(v, str) for v in data.values())
+        expected = "an object {question id: answer string} with every test question"
+    elif kind == "vizwiz":
+        ok = (isinstance(data, list) and all(isinstance(r, dict) and set(r) == {"image", "answer"} and isinstance(r["answer"], str)
+                                             for r in data)
+              and sorted(r["image"] for r in data) == sorted(s.meta["image"] for s in samples))
+        expected = 'a list of {"image", "answer"} with every test image once'
+    elif kind == "docvqa":
+        ok = (isinstance(data, list) and all(isinstance(r, dict) and set(r) == {"questionId", "answer"}
+                                             and isinstance(r["questionId"], int) and isinstance(r["answer"], str) for r in data)
+              and sorted(str(r["questionId"]) for r in data) == sorted(s.id for s in samples))
+        expected = 'a list of {"questionId": int, "answer": str} with every test question once'
+    else:
+        raise ValueError(f"unknown submission kind {kind!r}")
+    if not ok:
+        raise BenchmarkDataError(f"{path}: not in the server's format (expected {expected})")
+    return f"ok: {len(data)} entries, {expected}"

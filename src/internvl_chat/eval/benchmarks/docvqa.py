@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from .base import (
+    check_json_submission,
     Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, hf_image,
     parquet_shards, read_json, read_parquet, read_tsv, register, require, tsv_image, Layout, load_layout, tsv_index,
 )
@@ -86,4 +87,5 @@ register(Benchmark(
 register(Benchmark(
     name="docvqa-test", title="DocVQA", split="test", metric="submission", max_new_tokens=100, load=_loader("test"),
     prompt=short_answer_prompt, score=score_test, data_dir="docvqa", has_answers=False,
+    check_submission=lambda path, samples: check_json_submission(path, samples, "docvqa"),
 ))

@@ -125,6 +125,27 @@ def _score_dev(name):
     return score
 
 
+def check_xlsx(path: str, samples: list[Sample]) -> str:
+    """The MMBench server takes the TSV's columns plus `prediction`, one row per TSV row, a letter each."""
+    from openpyxl import load_workbook
+
+    ws = load_workbook(path, read_only=True).active
+    rows = list(ws.iter_rows(values_only=True))
+    header, body = list(rows[0]), rows[1:]
+    need = {"index", "question", "A", "B", "prediction"}
+    if not need <= set(header) or len(body) != len(samples):
+        raise BenchmarkDataError(f"{path}: not in the MMBench server's format (columns {sorted(need)} and "
+                                 f"{len(samples)} rows expected; found {header} and {len(body)} rows)")
+    pred_at, index_at = header.index("prediction"), header.index("index")
+    by_id = {s.id: s for s in samples}
+    for row in body:
+        s = by_id.get(str(int(float(row[index_at]))))
+        if s is None or (row[pred_at] or "") not in set(s.choices) | {""}:
+            raise BenchmarkDataError(f"{path}: row with index {row[index_at]} has prediction {row[pred_at]!r}, "
+                                     "not one of its option letters")
+    return f"ok: {len(body)} rows, TSV columns + prediction (option letters)"
+
+
 def _score_test(name):
     def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
         from openpyxl import Workbook
@@ -156,7 +177,7 @@ for _lang, _title in (("en", "MMBench"), ("cn", "MMBench-CN")):
             name=_name, title=_title, split=_split, metric="circular accuracy" if _split == "dev" else "submission",
             max_new_tokens=100, load=_loader(_lang, _split), prompt=_prompt(_lang),
             score=_score_dev(_name) if _split == "dev" else _score_test(_name), data_dir="mmbench",
-            has_answers=_split == "dev",
+            has_answers=_split == "dev", check_submission=None if _split == "dev" else check_xlsx,
             flavours={"internvl": "internvl_post_process -> circular exact matching",
                       "vlmevalkit": "can_infer (+judge) -> circular exact matching"},
         ))

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from .base import (
+    check_json_submission,
     MCQ_SUFFIX_EN, SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext,
     Layout, LoadResult, check_lengths, hf_image, is_missing, list_options, load_layout, mcq_prompt, parquet_shards,
     read_parquet, read_tsv, register, require, tsv_image, tsv_index,
@@ -139,4 +140,5 @@ register(Benchmark(
 register(Benchmark(
     name="mmmu-test", title="MMMU", split="test", metric="submission", max_new_tokens=100, load=_loader("test"),
     prompt=prompt, score=score_test, data_dir="mmmu", has_answers=False,
+    check_submission=lambda path, samples: check_json_submission(path, samples, "mmmu"),
 ))

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from .base import (
+    check_json_submission,
     VIZWIZ_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image,
     hf_image, parquet_shards, read_json, read_parquet, read_tsv, register, require, tsv_image,
     Layout, load_layout, tsv_index,
@@ -88,4 +89,5 @@ register(Benchmark(
 register(Benchmark(
     name="vizwiz-test", title="VizWiz", split="test", metric="submission", max_new_tokens=10, load=_loader("test"),
     prompt=prompt, score=score_test, data_dir="vizwiz", has_answers=False,
+    check_submission=lambda path, samples: check_json_submission(path, samples, "vizwiz"),
 ))
