@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from ..image import image_to_tensor
 from .benchmarks import Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, get_benchmark
-from .benchmarks.base import default_oracle
+from .benchmarks.base import DOCS_LINK, default_oracle
 
 BLANK_RGB = (124, 116, 104)  # ImageNet mean colour: an all-zero tensor after normalisation
 
@@ -149,7 +149,7 @@ def load_samples(bench: Benchmark, data_root: Path, limit: int | None = None) ->
     missing = [s for s in samples if s.image is not None and s.image.path is not None and not Path(s.image.path).exists()]
     if missing:
         raise BenchmarkDataError(f"{bench.name}: {len(missing)} of {len(samples)} images are missing from the {layout} "
-                                 f"layout, first {missing[0].image.path} ({missing[0].image.origin})")
+                                 f"layout, first {missing[0].image.path} ({missing[0].image.origin}); see {DOCS_LINK}")
     out = list(samples[:limit] if limit is not None else samples)
     return _with_info(out, layout, skipped)
 

@@ -20,6 +20,15 @@ from .base import (
 from .scoring import accuracy_result, mcq_letter, metric
 
 
+def _options_in(question: str) -> dict[str, str]:
+    """The "X. option" lines of a jsonl question (for the vlmevalkit flavour's option matching)."""
+    out = {}
+    for line in question.split("\n")[1:]:
+        if len(line) > 2 and line[0] in LETTERS and line[1:3] == ". ":
+            out[line[0]] = line[3:]
+    return out
+
+
 def _from_internvl(data_root: Path):
     def read(root: Path) -> list[Sample]:
         # InternVL V1.2 (evaluate_vqa.py, ai2diagram_test): Qwen-VL's test.jsonl, options already in the
@@ -27,7 +36,7 @@ def _from_internvl(data_root: Path):
         return [Sample(id=str(r.get("question_id", i)),
                        image=internvl_image(data_root, root, require(r, "image"), r["_origin"]),
                        question=str(require(r, "question")), answer=str(require(r, "answer")),
-                       meta={"options_in_question": True})
+                       choices=_options_in(str(r["question"])), meta={"options_in_question": True})
                 for i, r in enumerate(read_jsonl(root / "test.jsonl"))]
     return read
 
