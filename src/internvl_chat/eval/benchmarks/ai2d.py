@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image,
+    LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths,
     hf_image, letter_options, list_options, mcq_prompt, parquet_shards, read_jsonl, read_parquet, read_tsv,
     register, require, tsv_image, Layout, internvl_image, load_layout, tsv_index,
 )

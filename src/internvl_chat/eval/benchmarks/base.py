@@ -242,16 +242,6 @@ def benchmark_names() -> list[str]:
 # ---------------------------------------------------------------- readers
 
 
-def find_file(root: Path, candidates: list[str], what: str) -> Path:
-    """The first of `candidates` (paths relative to `root`) that exists, else an error listing all tried."""
-    for rel in candidates:
-        p = root / rel
-        if p.exists():
-            return p
-    tried = "\n  ".join(str(root / c) for c in candidates)
-    raise BenchmarkDataError(f"{what}: none of these files exist:\n  {tried}\n(see docs/eval.md for the layout)")
-
-
 def read_tsv(path: Path) -> list[dict[str, Any]]:
     """A VLMEvalKit / InternVL TSV read as upstream reads it: `pandas.read_csv(path, sep='\\t')`.
 

@@ -64,7 +64,6 @@ def _official_files(folder: str) -> list[str]:
 
 LAYOUTS = [
     Layout("official release (ChartQA Dataset.zip)", _official_files("ChartQA Dataset/test"), _from_official("ChartQA Dataset/test")),
-    Layout("official release, test/ only", _official_files("test"), _from_official("test")),
     Layout("Hugging Face HuggingFaceM4/ChartQA parquet", ["data/test-*.parquet"], _from_parquet),
     Layout("VLMEvalKit TSV", ["ChartQA_TEST.tsv"], _from_tsv),
 ]

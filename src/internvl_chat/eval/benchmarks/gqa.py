@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, read_json,
+    Benchmark, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, read_json,
     read_jsonl, read_tsv, register, require, tsv_image,
     Layout, LoadResult, internvl_image, load_layout, tsv_index,
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, hf_image,
+    LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, hf_image,
     is_missing, letter_options, list_options, mcq_prompt, parquet_shards, read_jsonl, read_parquet, read_tsv,
     register, require, tsv_image, tsv_index, Layout, LoadResult, internvl_image, load_layout,
 )

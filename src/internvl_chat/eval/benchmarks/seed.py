@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, letter_options,
+    Benchmark, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, letter_options,
     mcq_prompt, read_json, read_tsv, register, require, tsv_image, Layout, LoadResult, load_layout, tsv_index,
 )
 from .scoring import accuracy_result, mcq_letter

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .base import (
     check_json_submission,
-    VIZWIZ_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image,
+    VIZWIZ_SUFFIX, Benchmark, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image,
     hf_image, parquet_shards, read_json, read_parquet, read_tsv, register, require, tsv_image,
     Layout, load_layout, tsv_index,
 )
