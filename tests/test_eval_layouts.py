@@ -131,3 +131,40 @@ def test_unknown_layout_names_what_was_found_and_expected(tmp_path):
         load_samples(get_benchmark("ai2d-test"), tmp_path)
     msg = str(e.value)
     assert "\n" not in msg and "questions.csv" in msg and "AI2D_TEST.tsv" in msg and "test.jsonl" in msg
+
+
+def test_model_generator_stops_only_at_im_end_and_keeps_the_raw_response(monkeypatch):
+    """V1.2's model.chat passes no stop tokens (eos = <|im_end|>) and returns the decoded text unstripped."""
+    import torch
+    from PIL import Image
+
+    from internvl_chat.eval.runner import ModelGenerator
+    from internvl_chat.model.presets import build_tiny_model
+
+    model, tok = build_tiny_model(seed=0)
+    im_end = tok.convert_tokens_to_ids("<|im_end|>")
+    answer = tok("B\n", add_special_tokens=False)["input_ids"]
+    seen = {}
+
+    def fake_generate(**kw):
+        seen.update(kw)
+        return torch.tensor([answer + [im_end]])
+
+    monkeypatch.setattr(model, "generate", fake_generate)
+    out = ModelGenerator(model, tok)([Image.new("RGB", (8, 8))], ["Which?"], {"max_new_tokens": 4, "do_sample": False})
+    assert seen["eos_token_id"] == im_end  # not also <|endoftext|>, <|im_start|>, <|im_sep|>
+    assert out == [tok.decode(answer, skip_special_tokens=True)] and out[0] != out[0].strip()
+
+
+def test_raw_response_reaches_internvl_scoring_and_vlmevalkit_strips_it(tmp_path):
+    # SEED's V1.2 calculation compares the first character of the raw response with the letter
+    samples = load_samples(get_benchmark("seed-image"), DATA / "seed-vlmevalkit")
+    gold = {get_benchmark("seed-image").prompt(s): s.answer for s in samples}
+
+    def leading_space(images, prompts, cfg):
+        return [" " + gold[p] for p in prompts]
+
+    for flavour, expected in (("internvl", 0.0), ("vlmevalkit", 100.0)):
+        cfg = RunConfig(data_root=DATA / "seed-vlmevalkit", out_dir=tmp_path / flavour, flavour=flavour, progress=False)
+        (run,) = evaluate(["seed-image"], leading_space, cfg)
+        assert run.result.headline == pytest.approx(expected), flavour
