@@ -1,11 +1,10 @@
 """AI2D test: option-letter accuracy.
 
-Files (under --data-root/ai2d/): InternVL's test.jsonl (image relative to this
-folder, question with the options already in it, answer), VLMEvalKit's
-AI2D_TEST.tsv, or the lmms-lab/ai2d parquet (data/test-*.parquet; options list,
-answer = option index). For the TSV/parquet layouts the options and the letter
-instruction are appended (InternVL's later test_vlmevalkit.jsonl layout); since
-7725e00 InternVL adds no suffix of its own for AI2D.
+Files (under --data-root/ai2d/ or InternVL's ai2diagram/): InternVL V1.2's test.jsonl
+(Qwen-VL's conversion: image named data/ai2diagram/..., question with the options
+already in it, answer letter), VLMEvalKit's AI2D_TEST.tsv, or the lmms-lab/ai2d parquet
+(data/test-*.parquet; options list, answer = option index). Since 7725e00 InternVL adds
+no suffix for AI2D; TSV/parquet rows are rendered like the jsonl question (see prompt()).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """ChartQA test: relaxed accuracy (5% numeric tolerance), headline = mean of human and augmented.
 
-Files (under --data-root/chartqa/): the original test/test_human.json and
-test/test_augmented.json ([{imgname, query, label}]) + test/png/, the
-HuggingFaceM4/ChartQA parquet (data/test-*.parquet, human_or_machine 0 = human),
-or VLMEvalKit's ChartQA_TEST.tsv (a `split` column).
+Files (under --data-root/chartqa/): the release as "ChartQA Dataset.zip" unpacks
+("ChartQA Dataset/test/test_human.json", test_augmented.json ([{imgname, query, label}])
+and png/), the HuggingFaceM4/ChartQA parquet (data/test-*.parquet, human_or_machine
+0 = human), or VLMEvalKit's ChartQA_TEST.tsv (`split` test_human / test_augmented).
 InternVL passes the prediction as the target of relaxed_correctness (swapped
 arguments); that is the default flavour, VLMEvalKit's orientation is selectable.
 """

@@ -3,7 +3,8 @@
 Files (under --data-root/gqa/): the original testdev_balanced_questions.json
 ({qid: {imageId, question, answer, isBalanced, ...}}) + images/<imageId>.jpg,
 InternVL's llava_gqa_testdev_balanced_qwen_format.jsonl (question_id, image,
-question, answer; image relative to this folder), or VLMEvalKit's GQA_TestDev_Balanced.tsv.
+question, answer; image named data/gqa/images/..., relative to InternVL's
+internvl_chat/), or VLMEvalKit's GQA_TestDev_Balanced.tsv.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """MathVista testmini: the dataset's own `query` prompt, answer extraction, official normalisation.
 
 Files (under --data-root/mathvista/): the Hugging Face AI4Math/MathVista parquet
-(data/testmini-*.parquet), the original testmini.json + images/, or the
-VLMEvalKit MathVista_MINI.tsv.
+(data/testmini-*.parquet), the lupantech/MathVista release (data/testmini.json +
+data/query.json + data/images/), or the VLMEvalKit MathVista_MINI.tsv.
 
 Extraction: InternVL's script sends anything its shortcuts (exact choice, int,
 float) miss to an OpenAI model. Rule-based by default here: after the

@@ -1,7 +1,8 @@
 """MMVP: 150 pairs of questions; a pair counts only if both are right (the V1.2 headline).
 
-Files (under --data-root/mmvp/): the original release (Questions.csv with
-"(a) X (b) Y" options and "MMVP Images/<Index>.jpg"), or VLMEvalKit's MMVP.tsv.
+Files (under --data-root/mmvp/ or MMVP/): the release (HF MMVP/MMVP, what InternVL reads:
+Questions.csv, header `lndex,Question,Options,Correct Answer`, "(a) X (b) Y" options,
+and "MMVP Images/<lndex>.jpg"), or VLMEvalKit's MMVP.tsv.
 Gold answers are the original ones (not lmms-eval's corrected 99/100/279/280).
 """
 

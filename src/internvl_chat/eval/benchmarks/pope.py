@@ -1,8 +1,10 @@
 """POPE (adversarial / popular / random): yes/no object hallucination, headline = mean F1 of the splits.
 
-Files (under --data-root/pope/): the original coco_pope_{adversarial,popular,random}.json
-(JSON lines with question_id, image, text, label) + COCO val2014 images in val2014/,
-VLMEvalKit's POPE.tsv, or the lmms-lab/POPE parquet (data/test-*.parquet).
+Files (under --data-root/pope/): InternVL V1.2's layout (LLaVA's llava_pope_test.jsonl
+for the prompts + coco/coco_pope_{adversarial,popular,random}.json for the labels +
+COCO val2014/), POPE's own coco_pope_*.json (JSON lines with question_id, image, text,
+label; at the top or under output/coco/) + val2014/, VLMEvalKit's POPE.tsv, or the
+lmms-lab/POPE parquet (data/test-*.parquet).
 The V1.2 split files are from POPE@e3e3926 (random has 2,910 questions).
 """
 

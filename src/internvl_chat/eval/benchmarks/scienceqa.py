@@ -1,7 +1,8 @@
 """ScienceQA-IMG (the 2,017 test questions that have an image): option-letter accuracy.
 
 Files (under --data-root/scienceqa/): InternVL's scienceqa_test_img.jsonl (fields
-image (path relative to this folder), hint, question, choices, answer (index)),
+image (data/scienceqa/images/..., relative to InternVL's internvl_chat/), hint, question,
+choices, answer (index)),
 VLMEvalKit's ScienceQA_TEST.tsv, or the derek-thomas/ScienceQA parquet
 (data/test-*.parquet; rows without an image are skipped, as in the IMG subset).
 """

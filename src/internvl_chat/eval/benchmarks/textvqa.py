@@ -1,10 +1,11 @@
 """TextVQA val: VQA accuracy over 10 human answers.
 
-Files (under --data-root/textvqa/): the original TextVQA_0.5.1_val.json + train_images/
-(<image_id>.jpg), the lmms-lab/textvqa parquet (data/validation-*.parquet), or
-VLMEvalKit's TextVQA_VAL.tsv. V1.2's 69.7 used LLaVA's variant with OCR tokens in the
-question (textvqa_val_llava.jsonl); a jsonl in that layout (question_id, image,
-question, answer list) is read when present as textvqa_val_llava.jsonl.
+Files (under --data-root/textvqa/): InternVL V1.2's layout (textvqa_val_llava.jsonl,
+LLaVA's questions with OCR tokens, scored against the ten answers in
+textvqa_val_annotations.json; images named data/textvqa/train_images/...), the
+original TextVQA_0.5.1_val.json + train_images/ (<image_id>.jpg), the lmms-lab/textvqa
+parquet (data/validation-*.parquet), or VLMEvalKit's TextVQA_VAL.tsv. V1.2's 69.7 used
+the OCR-token questions, so only the InternVL layout reproduces its prompts.
 """
 
 from __future__ import annotations

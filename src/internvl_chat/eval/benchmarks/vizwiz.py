@@ -1,8 +1,8 @@
 """VizWiz-VQA (val: VQA accuracy; test: the [{image, answer}] json for EvalAI).
 
-Files (under --data-root/vizwiz/): the original val.json / test.json with images
-in val/ and test/, the lmms-lab/VizWiz-VQA parquet (data/val-*.parquet,
-data/test-*.parquet), or VLMEvalKit's VizWiz.tsv (val only).
+Files (under --data-root/vizwiz/): the vizwiz.org release (annotations/{val,test}.json
+from Annotations.zip, images in val/ and test/), the lmms-lab/VizWiz-VQA parquet
+(data/val-*.parquet, data/test-*.parquet), or VLMEvalKit's VizWiz.tsv (val only).
 """
 
 from __future__ import annotations
