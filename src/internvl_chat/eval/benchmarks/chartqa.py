@@ -43,7 +43,8 @@ def _from_parquet(root: Path) -> list[Sample]:
 
 
 def _tsv_split(value, origin: str) -> str:
-    # VLMEvalKit's ChartQA_TEST.tsv names the splits test_human / test_augmented
+    # VLMEvalKit's ChartQA_TEST.tsv (vlmeval/dataset/image_vqa.py ImageVQADataset) names the splits
+    # test_human / test_augmented, the names of the release's files
     split = str(value or "").removeprefix("test_")
     if split not in ("human", "augmented"):
         raise BenchmarkDataError(f"{origin}: split {value!r} is not test_human or test_augmented")

@@ -20,7 +20,11 @@ from .scoring import accuracy_result, mcq_letter
 
 
 def _hint(value) -> str | None:
-    return None if is_missing(value) else str(value)  # InternVL drops empty hints
+    # InternVL: `data['hint'] if data['hint'] else None` (evaluate_scienceqa.py), VLMEvalKit: pd.isna;
+    # so only an empty/missing hint is dropped, a whitespace-only one is kept as both upstreams keep it
+    if value is None or value == "" or (isinstance(value, float) and value != value):
+        return None
+    return str(value)
 
 
 def _answer_letter(r: dict, n_choices: int) -> str:
