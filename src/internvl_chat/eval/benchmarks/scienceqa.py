@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .base import (
     LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, hf_image,
-    is_missing, letter_options, list_options, mcq_prompt, parquet_shards, read_jsonl, read_parquet, read_tsv,
+    letter_options, list_options, mcq_prompt, parquet_shards, read_jsonl, read_parquet, read_tsv,
     register, require, tsv_image, tsv_index, Layout, LoadResult, internvl_image, load_layout,
 )
 from .scoring import accuracy_result, mcq_letter
