@@ -103,18 +103,25 @@ def mmbench() -> None:
             out.append(r)
         return out
 
-    root = layout("mmbench-vlmevalkit", {"mmbench-dev-en": 4, "mmbench-test-en": 4}, group="mmbench")
+    def cn(rows_):  # MMBench-CN: the same questions in Chinese
+        return [dict(r, question={"How many apples are there?": "有几个苹果？", "Which colour is the square?": "方块是什么颜色？",
+                                  "What is shown?": "图中是什么？"}[r["question"]]) for r in rows_]
+
+    expect = {"mmbench-dev-en": 4, "mmbench-test-en": 4, "mmbench-dev-cn": 4}
+    root = layout("mmbench-vlmevalkit", expect, group="mmbench")
     tsv(root / "mmbench/MMBench_DEV_EN.tsv", rows("dev"))
     tsv(root / "mmbench/MMBench_TEST_EN.tsv", rows("test"))
-    root = layout("mmbench-internvl", {"mmbench-dev-en": 4, "mmbench-test-en": 4}, group="mmbench")
+    tsv(root / "mmbench/MMBench_DEV_CN.tsv", cn(rows("dev")))
+    root = layout("mmbench-internvl", expect, group="mmbench")
     tsv(root / "mmbench/mmbench_dev_20230712.tsv", rows("dev", refs=False))
     tsv(root / "mmbench/mmbench_test_en_20231003.tsv", rows("test", refs=False))
+    tsv(root / "mmbench/mmbench_dev_cn_20231003.tsv", cn(rows("dev", refs=False)))
     # lmms-lab/MMBench: the same table through pandas -> arrow (the HF loader's path); images as structs
-    root = layout("mmbench-hf", {"mmbench-dev-en": 4, "mmbench-test-en": 4}, group="mmbench")
-    for split in ("dev", "test"):
-        df = pd.read_csv(HERE / f"mmbench-vlmevalkit/mmbench/MMBench_{split.upper()}_EN.tsv", sep="\t")
+    root = layout("mmbench-hf", expect, group="mmbench")
+    for lang, split in (("en", "dev"), ("en", "test"), ("cn", "dev")):
+        df = pd.read_csv(HERE / f"mmbench-vlmevalkit/mmbench/MMBench_{split.upper()}_{lang.upper()}.tsv", sep="\t")
         df["image"] = [hf_img(i % 3) for i in range(len(df))]
-        path = root / f"mmbench/en/{split}-00000-of-00001.parquet"
+        path = root / f"mmbench/{lang}/{split}-00000-of-00001.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
 

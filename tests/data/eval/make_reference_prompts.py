@@ -114,6 +114,8 @@ def main(ivl: Path) -> None:
     in_layout("mmbench-internvl")
     refs["mmbench"] = _questions(mmb.MMBenchDataset("data/mmbench/mmbench_dev_20230712.tsv",
                                                     {"en": suffix, "cn": "请直接回答选项字母。"}, "en"))
+    refs["mmbench:mmbench-dev-cn"] = _questions(mmb.MMBenchDataset("data/mmbench/mmbench_dev_cn_20231003.tsv",
+                                                                   {"en": suffix, "cn": "请直接回答选项字母。"}, "cn"))
     sqa = script("scienceqa/evaluate_scienceqa.py")
     in_layout("scienceqa-internvl")
     refs["scienceqa"] = _questions(sqa.ScienceQADataset("data/scienceqa/scienceqa_test_img.jsonl", suffix))

@@ -268,7 +268,17 @@ def read_tsv(path: Path) -> list[dict[str, Any]]:
 
 
 def _is_na(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    """pandas' missing markers (NaN, NaT, pd.NA), as pd.isna sees a scalar cell."""
+    if value is None:
+        return True
+    if isinstance(value, (str, bytes, list, tuple, dict)):
+        return False
+    import pandas as pd
+
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def cell_text(value: Any) -> str:
