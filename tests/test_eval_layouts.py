@@ -108,24 +108,47 @@ def _copy(layout: str, tmp_path: Path) -> Path:
     return dst
 
 
-@pytest.mark.parametrize("layout,name,remove,expect", [
+MISSING_ONE_FILE = [
     ("textvqa-internvl", "textvqa-val", "textvqa/textvqa_val_annotations.json", "textvqa_val_annotations.json"),
     ("mathvista-official", "mathvista-testmini", "mathvista/data/query.json", "data/query.json"),
     ("gqa-internvl", "gqa-testdev", "gqa/images/n161313.jpg", "n161313.jpg"),
     ("pope-internvl", "pope", "pope/coco/coco_pope_random.json", "coco/coco_pope_random.json"),
-])
-def test_missing_file_is_one_line_exit_2_before_the_model(tmp_path, layout, name, remove, expect):
+    ("mmvp-official", "mmvp", "mmvp/Questions.csv", "MMVP.tsv"),
+]
+
+
+def _eval_args(root: Path, tmp_path: Path, name: str) -> list[str]:
+    # a model directory that does not exist: any attempt to load it would fail differently
+    return ["--model", str(tmp_path / "no-model"), "--benchmarks", f"{name},ai2d-test",
+            "--data-root", str(root), "--out", str(tmp_path / "out"), "--no-progress"]
+
+
+def test_missing_file_through_the_real_cli_is_one_line_exit_2_no_traceback(tmp_path):
+    layout, name, remove, expect = MISSING_ONE_FILE[0]
     root = _copy(layout, tmp_path)
     (root / remove).unlink()
-    # second benchmark fine, first broken: nothing may run (or load a model) before the error
-    proc = subprocess.run([sys.executable, "-m", "internvl_chat.cli", "eval", "--model", str(tmp_path / "no-model"),
-                           "--benchmarks", name, "--data-root", str(root), "--out", str(tmp_path / "out"),
-                           "--no-progress"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "internvl_chat.cli", "eval", *_eval_args(root, tmp_path, name)],
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert expect in lines[0] and "docs/eval.md" in lines[0]
-    assert not (tmp_path / "out" / name / "predictions.jsonl").exists()
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("predictions*.jsonl"))
+
+
+@pytest.mark.parametrize("layout,name,remove,expect", MISSING_ONE_FILE[1:], ids=[c[0] for c in MISSING_ONE_FILE[1:]])
+def test_missing_file_is_one_line_exit_2_before_the_model(tmp_path, capsys, monkeypatch, layout, name, remove, expect):
+    from internvl_chat.eval import cli
+
+    def no_model(*a, **k):
+        raise AssertionError("the model must not be loaded")
+
+    monkeypatch.setattr(cli.LazyModelGenerator, "__call__", no_model)
+    root = _copy(layout, tmp_path)
+    (root / remove).unlink()
+    assert cli.main(_eval_args(root, tmp_path, name)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expect in err[0] and "docs/eval.md" in err[0], err
 
 
 def test_unknown_layout_names_what_was_found_and_expected(tmp_path):
