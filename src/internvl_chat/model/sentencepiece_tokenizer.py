@@ -160,9 +160,13 @@ class SentencePieceLlamaTokenizer(PreTrainedTokenizer):
             pieces = list(proto.pieces)[self._unk_length:] if prefix and len(proto.pieces) >= self._unk_length \
                 else list(proto.pieces)
             char_of_byte = _byte_to_char(prefix + chunk)
-            for p in pieces:
-                b = char_of_byte[p.begin] - len(prefix)
-                e = char_of_byte[p.end] - len(prefix)
+            spans = [(char_of_byte[p.begin] - len(prefix), char_of_byte[p.end] - len(prefix)) for p in pieces]
+            # Byte-fallback pieces of one character: sentencepiece gives the character to the last one and
+            # zero width to the others; they all belong to that character.
+            for k in range(len(spans) - 2, -1, -1):
+                if spans[k][0] == spans[k][1] and self.sp_model.is_byte(pieces[k].id):
+                    spans[k] = spans[k + 1]
+            for p, (b, e) in zip(pieces, spans):
                 out.append((p.id, start + max(b, 0), start + max(e, 0)))
         if text:
             out = self._drop_leading_underline(out, piece_of=lambda t: self.convert_ids_to_tokens(t[0]))
