@@ -185,12 +185,13 @@ def _expand_images(text: str, blocks, used: list[int]) -> str:
 
 
 def render_prompt(turns: Sequence, template_name: str = "Hermes-2", system_message: str | None = None,
-                  image_blocks: str | Sequence[str] | None = None) -> RenderedPrompt:
+                  image_blocks: str | Sequence[str] | None = None,
+                  add_generation_prompt: bool = False) -> RenderedPrompt:
     """Render a conversation exactly as V1.2 saw it, in training and at inference alike.
 
     `turns`: (role, text) pairs or {"from", "value"} dicts, roles human/user then gpt/assistant alternating.
-    When the last turn is the user's, the assistant role is appended so the model continues from there
-    (the generation prompt). `image_blocks` expands `<image>` placeholders (see `_expand_images`).
+    `add_generation_prompt` (inference) appends the assistant role after a final user turn, so the model
+    continues from there; training renders the turns as they are, as the original did. `image_blocks` expands `<image>` placeholders (see `_expand_images`).
     """
     conv = get_conv_template(template_name)
     if system_message is not None:
@@ -209,7 +210,9 @@ def render_prompt(turns: Sequence, template_name: str = "Hermes-2", system_messa
             spans.append((start, len(conv.get_prompt())))
         else:
             conv.append_message(conv.roles[0], text)
-    if len(turns) % 2 == 1:
+    if add_generation_prompt:
+        if len(turns) % 2 == 0:
+            raise ValueError("a generation prompt follows a user turn; the conversation ends with an assistant turn")
         conv.append_message(conv.roles[1], None)
     prompt = conv.get_prompt()
     for start, end in spans:  # every template here is append-only; make sure of it
