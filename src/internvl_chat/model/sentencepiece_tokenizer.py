@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import sentencepiece as spm
@@ -91,9 +92,21 @@ class SentencePieceLlamaTokenizer(PreTrainedTokenizer):
         return self.sp_model.id_to_piece(index)
 
     # -- tokenization (transformers 4.37 LlamaTokenizer rules) -------------------------------------------------
+    def _update_trie(self, unique_no_split_tokens=None):
+        super()._update_trie(unique_no_split_tokens)
+        self._added_re = None  # rebuilt on next use
+
+    def _added_pattern(self):
+        """Leftmost-longest match of the added tokens (what transformers' Trie.split does), in C via `re`."""
+        if getattr(self, "_added_re", None) is None:
+            tokens = sorted(self.tokens_trie._tokens, key=len, reverse=True)
+            self._added_re = re.compile("(" + "|".join(map(re.escape, tokens)) + ")") if tokens else None
+        return self._added_re
+
     def _split_added(self, text: str) -> list[str]:
         """Chunks of `text`: registered added tokens stay whole, stripping as their flags say."""
-        chunks = self.tokens_trie.split(text)
+        pattern = self._added_pattern()
+        chunks = [c for c in pattern.split(text) if c] if pattern is not None else [text]
         for i, chunk in enumerate(chunks):
             if chunk not in self._added_tokens_encoder:
                 continue
