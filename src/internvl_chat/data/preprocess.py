@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from ..constants import IGNORE_INDEX, IMAGE_PLACEHOLDER, IMG_CONTEXT_TOKEN, IMG_END_TOKEN, IMG_START_TOKEN, image_block
-from ..conversation import SeparatorStyle, encode_prompt_with_offsets, get_conv_template, render_prompt
+from ..conversation import SeparatorStyle, encode_prompt, encode_prompt_with_offsets, get_conv_template, render_prompt
 from .formats import ROLES, RecordError
 
 
@@ -47,8 +47,10 @@ def original_labels(ids: list[int], prompt: str, tokenizer, template_name: str) 
         return None  # the original counted this way only for its MPT-style templates (Hermes-2, internlm2-chat)
     sep, marker = conv.sep, conv.sep + conv.roles[1]  # "<|im_end|>", "<|im_end|><|im_start|>assistant\n"
 
+    counter = getattr(tokenizer, "count_tokens", None)
+
     def count(text):
-        return len(tokenizer(text)["input_ids"])
+        return counter(text) if counter is not None else len(tokenizer(text)["input_ids"])
 
     pieces = prompt.split(sep)
     # Round 1 = system + user + reply; then user + reply per round (each without its closing separator).
@@ -100,9 +102,12 @@ def tokenize_conversation(conversations, tokenizer, template_name: str, num_imag
     """Like `preprocess`, also reporting the untruncated length. Raises RecordError on an unusable sample."""
     turns = _normalise_turns(conversations, text_only)
     rendered = render_prompt(turns, template_name, image_blocks=image_block(num_image_token))
-    ids_list, offsets = encode_prompt_with_offsets(tokenizer, rendered.text)
+    ids_list = encode_prompt(tokenizer, rendered.text)
     labels_list = original_labels(ids_list, rendered.text, tokenizer, template_name)
-    if labels_list is None:  # the original would have wiped this sample
+    if labels_list is None:  # the original would have wiped this sample: the documented rule instead
+        ids_again, offsets = encode_prompt_with_offsets(tokenizer, rendered.text)
+        if ids_again != ids_list:
+            raise AssertionError(f"{type(tokenizer).__name__}: ids with offsets differ from the plain ids")
         labels_list = rule_labels(ids_list, offsets, rendered.reply_spans)
     ids = torch.tensor(ids_list, dtype=torch.long)
     labels = torch.tensor(labels_list, dtype=torch.long)

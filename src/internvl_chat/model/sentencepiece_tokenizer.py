@@ -101,14 +101,18 @@ class SentencePieceLlamaTokenizer(PreTrainedTokenizer):
         if getattr(self, "_added_re", None) is None:
             tokens = sorted(self.tokens_trie._tokens, key=len, reverse=True)
             self._added_re = re.compile("(" + "|".join(map(re.escape, tokens)) + ")") if tokens else None
+            self._stripping = {t.content for t in self._added_tokens_decoder.values()
+                               if t.lstrip or t.rstrip or t.single_word}
         return self._added_re
 
     def _split_added(self, text: str) -> list[str]:
         """Chunks of `text`: registered added tokens stay whole, stripping as their flags say."""
         pattern = self._added_pattern()
         chunks = [c for c in pattern.split(text) if c] if pattern is not None else [text]
+        if not self._stripping:  # the common case (Yi, InternVL): no added token strips anything
+            return chunks
         for i, chunk in enumerate(chunks):
-            if chunk not in self._added_tokens_encoder:
+            if chunk not in self._stripping:
                 continue
             tok = self._added_tokens_decoder[self._added_tokens_encoder[chunk]]
             left = chunks[i - 1] if i > 0 else None
@@ -145,6 +149,12 @@ class SentencePieceLlamaTokenizer(PreTrainedTokenizer):
             else:
                 tokens.extend(self._tokenize(chunk))
         return self._drop_leading_underline(tokens) if text else tokens
+
+    def count_tokens(self, text: str) -> int:
+        """len(self(text)["input_ids"]) without building the encoding (the label counting calls this often)."""
+        n = len(self.tokenize(text))
+        return n + int(self.add_bos_token and self.bos_token_id is not None) + \
+            int(self.add_eos_token and self.eos_token_id is not None)
 
     def _tokenize(self, text: str, **kwargs) -> list[str]:
         if self.legacy or not text.startswith((SPIECE_UNDERLINE, " ")):
