@@ -47,24 +47,26 @@ def original_labels(ids: list[int], prompt: str, tokenizer, template_name: str) 
         return None  # the original counted this way only for its MPT-style templates (Hermes-2, internlm2-chat)
     sep, marker = conv.sep, conv.sep + conv.roles[1]  # "<|im_end|>", "<|im_end|><|im_start|>assistant\n"
 
-    counter = getattr(tokenizer, "count_tokens", None)
-
-    def count(text):
-        return counter(text) if counter is not None else len(tokenizer(text)["input_ids"])
-
     pieces = prompt.split(sep)
     # Round 1 = system + user + reply; then user + reply per round (each without its closing separator).
     rounds = [sep.join(pieces[:3])] + [sep.join(pieces[k:k + 2]) for k in range(3, len(pieces), 2)]
+    texts = []  # (round text, instruction text) of the rounds the original walks before it stops
+    for text in rounds:
+        parts = text.split(marker)
+        if text == "" or len(parts) != 2:
+            break
+        texts.append((text, parts[0] + marker))
+    flat = [t for pair in texts for t in pair]
+    counter = getattr(tokenizer, "count_tokens", None)
+    if counter is not None:
+        counts = [counter(t) for t in flat]
+    else:  # one batched call: each text is still tokenized on its own
+        counts = [len(x) for x in tokenizer(flat)["input_ids"]] if flat else []
     labels = list(ids)
     cur = 0
-    for text in rounds:
-        if text == "":
-            break
-        parts = text.split(marker)
-        if len(parts) != 2:
-            break
-        round_len = count(text) + 1  # + the separator the split removed
-        instruction_len = count(parts[0] + marker)
+    for k in range(len(texts)):
+        round_len = counts[2 * k] + 1  # + the separator the split removed
+        instruction_len = counts[2 * k + 1]
         labels[cur:cur + instruction_len] = [IGNORE_INDEX] * len(labels[cur:cur + instruction_len])
         cur += round_len
     labels[cur:] = [IGNORE_INDEX] * len(labels[cur:])
