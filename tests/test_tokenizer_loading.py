@@ -147,6 +147,7 @@ def test_compose_from_parts_keeps_base_vocab_img_tokens_single_with_the_original
 
 
 # -- every command starts on a folder with only tokenizer.model + tokenizer_config.json --------------------------
+@pytest.mark.slow
 def test_chat_command_on_sentencepiece_folder(sp_model_dir, tmp_path):
     image = tmp_path / "red.png"
     Image.new("RGB", (64, 48), (220, 20, 20)).save(image)
@@ -161,6 +162,7 @@ def test_chat_command_on_sentencepiece_folder(sp_model_dir, tmp_path):
     assert done.stdout.strip() == want
 
 
+@pytest.mark.slow
 def test_data_check_and_stats_commands_on_sentencepiece_folder(tmp_path):
     synth.generate(tmp_path / "synth", n_train=2, n_test=0, seed=0, image_size=28)
     tok_dir = _only_sentencepiece_files(DATA / IMG_BASE, tmp_path / "tok")
@@ -170,6 +172,7 @@ def test_data_check_and_stats_commands_on_sentencepiece_folder(tmp_path):
     assert "approximate" not in done.stdout + done.stderr  # the real tokenizer was used
 
 
+@pytest.mark.slow
 def test_train_command_on_sentencepiece_folder(sp_model_dir, tmp_path):
     synth.generate(tmp_path / "synth", n_train=4, n_test=0, seed=0, image_size=56)
     out = tmp_path / "out"
@@ -180,6 +183,7 @@ def test_train_command_on_sentencepiece_folder(sp_model_dir, tmp_path):
     assert (out / "metrics.jsonl").is_file()
 
 
+@pytest.mark.slow
 def test_eval_command_on_sentencepiece_folder(sp_model_dir, tmp_path):
     from internvl_chat.data.synth import generate
 
@@ -196,6 +200,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["serve", "web"])
 def test_serve_and_web_commands_start_on_sentencepiece_folder(sp_model_dir, command):
     import httpx
@@ -220,3 +225,12 @@ def test_serve_and_web_commands_start_on_sentencepiece_folder(sp_model_dir, comm
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_sentencepiece_tokenizer_pickles_for_dataloader_workers():
+    import pickle
+
+    tok = load_tokenizer(DATA / "yi_nonlegacy_userdefined")
+    text = "<|im_start|>user\n 图中 12 只猫？\t😀<img><IMG_CONTEXT></img><|im_end|>"
+    again = pickle.loads(pickle.dumps(tok))
+    assert again(text)["input_ids"] == tok(text)["input_ids"] and again.legacy is False

@@ -75,6 +75,18 @@ class SentencePieceLlamaTokenizer(PreTrainedTokenizer):
                          clean_up_tokenization_spaces=clean_up_tokenization_spaces, **kwargs)
         self._update_trie()
 
+    def __getstate__(self):  # the sentencepiece processor does not pickle (DataLoader workers under spawn)
+        state = self.__dict__.copy()
+        state["sp_model"] = None
+        state["_sp_proto"] = self.sp_model.serialized_model_proto()
+        return state
+
+    def __setstate__(self, state):
+        proto = state.pop("_sp_proto")
+        self.__dict__.update(state)
+        self.sp_model = spm.SentencePieceProcessor()
+        self.sp_model.LoadFromSerializedProto(proto)
+
     # -- vocabulary ------------------------------------------------------------------------------------------
     @property
     def vocab_size(self) -> int:
