@@ -226,10 +226,14 @@ class SentencePieceLlamaTokenizer(PreTrainedTokenizer):
 
     # -- decoding ----------------------------------------------------------------------------------------------
     def convert_tokens_to_string(self, tokens: list[str]) -> str:
-        """Special tokens verbatim, everything else through sentencepiece (byte-fallback pieces decode to text)."""
+        """Special tokens verbatim, everything else through sentencepiece (byte-fallback pieces decode to text).
+
+        As transformers 4.37's LlamaTokenizer, a leading `▁` of the first token is dropped (so `chat` answers
+        read as the original's); unlike it, no space is inserted before special tokens in legacy mode.
+        """
         tokens = list(tokens)
-        if tokens and tokens[0].startswith(SPIECE_UNDERLINE) and not self.legacy:
-            tokens[0] = tokens[0][1:]  # the prefix this tokenizer inserted when encoding
+        if tokens and tokens[0].startswith(SPIECE_UNDERLINE):
+            tokens[0] = tokens[0][1:]
         out, pending, specials = "", [], set(self.all_special_tokens) | set(self._added_tokens_encoder)
         for tok in tokens:
             if tok in specials:
