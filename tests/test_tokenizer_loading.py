@@ -234,3 +234,27 @@ def test_sentencepiece_tokenizer_pickles_for_dataloader_workers():
     text = "<|im_start|>user\n 图中 12 只猫？\t😀<img><IMG_CONTEXT></img><|im_end|>"
     again = pickle.loads(pickle.dumps(tok))
     assert again(text)["input_ids"] == tok(text)["input_ids"] and again.legacy is False
+
+
+def test_one_prompt_for_training_chat_and_engine(tiny_model):
+    """The text (hence the tokens) a question gets at inference is what training rendered before the reply."""
+    from internvl_chat.constants import image_block
+    from internvl_chat.conversation import encode_prompt, render_prompt
+    from internvl_chat.infer.engine import ChatTurn, InferenceEngine
+
+    model, _ = tiny_model
+    tok = load_tokenizer(DATA / "yi_nonlegacy_userdefined")
+    n = model.num_image_token
+    history = [("<image>\n图中 12 只猫？", "\n两只。"), ("And  the\tdog?", "```\nno\n```")]
+    question = "Last one 😀"
+    turns = [{"from": f, "value": v} for q, a in history for f, v in (("human", q), ("gpt", a))]
+    train = render_prompt(turns + [{"from": "human", "value": question}, {"from": "gpt", "value": "ok"}],
+                          "Hermes-2", image_blocks=image_block(n))
+    train_prefix = train.text[:train.reply_spans[-1][0]]
+    assert model.build_prompt(question, history=history, num_patches_list=[1]) == train_prefix
+    engine = InferenceEngine(model, tok)
+    chat_turns = [ChatTurn("user", "图中 12 只猫？", [torch.zeros(3, 8, 8)]), ChatTurn("assistant", "\n两只。"),
+                  ChatTurn("user", "And  the\tdog?"), ChatTurn("assistant", "```\nno\n```"),
+                  ChatTurn("user", question)]
+    assert engine.build_prompt(chat_turns) == train_prefix
+    assert engine.encode(train_prefix) == encode_prompt(tok, train_prefix) == tok(train_prefix)["input_ids"]
