@@ -25,6 +25,7 @@ import ast
 import contextlib
 import io
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -78,11 +79,13 @@ def train_spm(prefix: Path, with_img_pieces: bool, add_dummy_prefix: bool) -> Pa
     import sentencepiece as spm
 
     text = prefix.with_suffix(".txt")
-    # sentencepiece reads one sentence per line; keep the newlines inside a sample by escaping nothing:
-    # the model learns "\n" via byte fallback / whitespace pieces from samples that contain it.
+    # sentencepiece reads one sentence per line; "\n" itself is learnt through byte fallback.
     text.write_text("\n".join(corpus(with_img_pieces)), encoding="utf-8")
+    # Relative paths and one thread: the trainer records its input path in the model, and the
+    # regenerated files should be byte-identical.
+    os.chdir(prefix.parent)
     spm.SentencePieceTrainer.Train(
-        input=str(text), model_prefix=str(prefix), model_type="bpe", vocab_size=1200,
+        input=text.name, model_prefix=prefix.name, model_type="bpe", vocab_size=1200, num_threads=1,
         character_coverage=0.9995, byte_fallback=True, split_digits=True, normalization_rule_name="identity",
         remove_extra_whitespaces=False, add_dummy_prefix=add_dummy_prefix, allow_whitespace_only_pieces=True,
         split_by_whitespace=True, split_by_unicode_script=not with_img_pieces, user_defined_symbols=USER_DEFINED, unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
@@ -259,11 +262,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--upstream", type=Path, required=True, help="git dir of OpenGVLab/InternVL")
     args = ap.parse_args()
+    cwd = os.getcwd()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         preprocess_mpt = load_upstream(args.upstream, workdir)
         make_folders(workdir)
         ref = reference(preprocess_mpt)
+        os.chdir(cwd)
     (OUT / "reference.json").write_text(json.dumps(ref, ensure_ascii=False, separators=(",", ":")) + "\n")
 
 
