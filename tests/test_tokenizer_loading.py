@@ -167,7 +167,8 @@ def test_data_check_and_stats_commands_on_sentencepiece_folder(tmp_path):
     synth.generate(tmp_path / "synth", n_train=2, n_test=0, seed=0, image_size=28)
     tok_dir = _only_sentencepiece_files(DATA / IMG_BASE, tmp_path / "tok")
     meta = tmp_path / "synth" / "meta.json"
-    _run("data", "check", str(meta), "--tokenizer", str(tok_dir), "--num-image-token", "4")
+    _run("data", "check", str(meta), "--tokenizer", str(tok_dir), "--num-image-token", "4",
+         "--rejects", str(tmp_path / "rejects.jsonl"))
     done = _run("data", "stats", str(meta), "--tokenizer", str(tok_dir), "--num-image-token", "4")
     assert "approximate" not in done.stdout + done.stderr  # the real tokenizer was used
 
