@@ -33,12 +33,11 @@ class LazyModelGenerator:
 
     def __call__(self, images, prompts, generation_config):
         if self._inner is None:
-            from transformers import AutoTokenizer
-
             from ..model import InternVLChatModel
+            from ..model.tokenizer import load_tokenizer
 
             model = InternVLChatModel.from_pretrained(self.model_dir, dtype=self.dtype).to(self.device).eval()
-            tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+            tokenizer = load_tokenizer(self.model_dir)
             self._inner = ModelGenerator(model, tokenizer)
         return self._inner(images, prompts, generation_config)
 
