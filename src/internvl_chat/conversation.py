@@ -227,6 +227,16 @@ def encode_prompt(tokenizer, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=True)["input_ids"])
 
 
+def left_pad(rows: list[list[int]], tokenizer) -> tuple[list[list[int]], list[list[int]]]:
+    """Left-pad prompt ids for batched generation, as the original's batch_chat (padding_side='left'):
+    -> (input_ids, attention_mask) as lists of equal-length rows."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    width = max(len(r) for r in rows)
+    ids = [[pad] * (width - len(r)) + list(r) for r in rows]
+    mask = [[0] * (width - len(r)) + [1] * len(r) for r in rows]
+    return ids, mask
+
+
 def encode_prompt_with_offsets(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
     """`encode_prompt` plus [start, end) character offsets of every token (zero-width for inserted ones)."""
     if hasattr(tokenizer, "encode_with_offsets"):  # sentencepiece tokenizers (slow-Llama-exact ids)

@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from ..conversation import encode_prompt, left_pad
 from ..image import image_to_tensor
 from .benchmarks import Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, get_benchmark
 from .benchmarks.base import DOCS_LINK, default_oracle
@@ -69,14 +70,10 @@ class ModelGenerator:
             cfg.setdefault("pad_token_id", tok.pad_token_id)
         self.model.img_context_token_id = tok.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)
         queries = [self.model.build_prompt(q, None, [1]) for q in prompts]
-        side = tok.padding_side
-        tok.padding_side = "left"
-        try:
-            inputs = tok(queries, return_tensors="pt", padding=True)
-        finally:
-            tok.padding_side = side
-        out = self.model.generate(pixel_values=pixel_values, input_ids=inputs["input_ids"].to(self.device),
-                                  attention_mask=inputs["attention_mask"].to(self.device), **cfg)
+        # the one tokenization path (conversation.encode_prompt), left-padded as the original's batch_chat
+        ids, mask = left_pad([encode_prompt(tok, q) for q in queries], tok)
+        out = self.model.generate(pixel_values=pixel_values, input_ids=torch.tensor(ids, device=self.device),
+                                  attention_mask=torch.tensor(mask, device=self.device), **cfg)
         return tok.batch_decode(out, skip_special_tokens=True)
 
 

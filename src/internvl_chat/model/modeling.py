@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from ..constants import IGNORE_INDEX, IMAGE_PLACEHOLDER, IMG_CONTEXT_TOKEN, IMG_END_TOKEN, IMG_START_TOKEN
-from ..conversation import encode_prompt, get_conv_template, render_prompt
+from ..conversation import encode_prompt, get_conv_template, left_pad, render_prompt
 from .configuration import InternVLChatConfig
 from .vision import InternVisionModel
 
@@ -317,12 +317,8 @@ class InternVLChatModel(PreTrainedModel):
 
 
 def _left_padded(rows: list[list[int]], tokenizer) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-pad prompt ids (as the original batch_chat's padding_side='left') -> (input_ids, attention_mask)."""
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    width = max(len(r) for r in rows)
-    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long)
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
-    return ids, mask
+    ids, mask = left_pad(rows, tokenizer)
+    return torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.long)
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:
