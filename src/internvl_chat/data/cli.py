@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from ..errors import UserError, report_user_error
 from .formats import MetaError
 
 
@@ -17,7 +19,14 @@ def _tokenizer(path: str | None, console):
         return build_tiny_tokenizer()
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(path, use_fast=True)  # never trust_remote_code
+    from ..errors import UserError
+    from ..validate import check_tokenizer_dir
+
+    check_tokenizer_dir(path, "--tokenizer")
+    try:
+        tok = AutoTokenizer.from_pretrained(path, use_fast=True)  # never trust_remote_code
+    except (OSError, ValueError, TypeError) as e:  # unreadable or inconsistent tokenizer files
+        raise UserError(f"--tokenizer {path}: cannot load it ({' '.join(str(e).split())[:300]})") from None
     add_internvl_tokens(tok)
     return tok
 
@@ -36,12 +45,22 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _check(args, console) -> int:
     from .check import check_meta, print_report, write_rejects
 
+    from ..validate import check_output_dir
+
+    if Path(args.rejects).is_dir():
+        raise UserError(f"--rejects {args.rejects} is a folder; give a file name")
+    check_output_dir(Path(args.rejects).parent or ".", "--rejects folder")
     tok = _tokenizer(args.tokenizer, console)
     report = check_meta(args.meta, tok, args.template, args.num_image_token, args.max_length,
                         check_images=not args.skip_images, progress=not args.no_progress, base_dir=args.base_dir)
     print_report(report, console)
     write_rejects(report.rejects, args.rejects)
     total = sum(r.lines for r in report.datasets)
+    if report.interrupted:
+        checked = sum(r.ok + r.bad for r in report.datasets)
+        print(f"data check: interrupted after {checked} records; the report above covers those, and their "
+              f"{len(report.rejects)} rejects are in {args.rejects}", file=sys.stderr)
+        return 130
     if report.ok:
         console.print(f"OK: {total} records in {len(report.datasets)} datasets; no problems "
                       f"(empty rejects file {args.rejects})")
@@ -106,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=False, highlight=False)
     try:
         return {"check": _check, "stats": _stats, "synth": _synth}[args.cmd](args, console)
-    except (MetaError, ValueError, FileNotFoundError) as e:
-        console.print(f"[red]error: {e}[/red]", markup=True)
+    except (MetaError, UserError, ValueError, FileNotFoundError) as e:
+        report_user_error(f"internvl-chat data {args.cmd}", e)
         return 2
 
 

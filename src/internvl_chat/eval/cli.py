@@ -19,7 +19,7 @@ import torch
 
 from .benchmarks import benchmark_names, get_benchmark
 from .benchmarks.base import FLAVOURS
-from .runner import DistInfo, ModelGenerator, RunConfig, cache_dir, evaluate, read_cache
+from .runner import DistInfo, ModelGenerator, RunConfig, cache_dir, evaluate, model_identity, read_cache
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="also run every benchmark with a blank image (OUT/<benchmark>-blank/)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", choices=sorted(_DTYPES), default="bf16" if torch.cuda.is_available() else "fp32")
+    p.add_argument("--regenerate", action="store_true",
+                   help="delete cached predictions made with another model or settings and generate them again "
+                        "(default: refuse, naming what differs)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     return p
@@ -103,6 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyError as e:
         p.error(str(e.args[0]))
 
+    from ..validate import check_device, check_model_dir, check_output_dir
+
+    check_output_dir(args.out, "--out")
+    if not args.data_root.is_dir():
+        p.error(f"--data-root {args.data_root}: no such folder")
+    identity = None
+    if args.model is not None:  # checked now, not when the first uncached batch needs the weights
+        check_model_dir(args.model)
+        check_device(args.device)
+        identity = {**model_identity(args.model), "dtype": args.dtype}
     judge = None
     if args.judge_url:
         from .judge import Judge
@@ -117,11 +130,18 @@ def main(argv: list[str] | None = None) -> int:
 
     passes = [False, True] if args.blank_images else [False]
     runs = []
-    for blank in passes:
-        cfg = RunConfig(data_root=args.data_root, out_dir=args.out, batch_size=args.batch_size, limit=args.limit,
-                        flavour=args.flavour, judge=judge, blank_images=blank, max_new_tokens=args.max_new_tokens,
-                        progress=not args.no_progress)
-        runs += evaluate(names, generator, cfg, dist_info)
+    try:
+        for blank in passes:
+            cfg = RunConfig(data_root=args.data_root, out_dir=args.out, batch_size=args.batch_size, limit=args.limit,
+                            flavour=args.flavour, judge=judge, blank_images=blank, max_new_tokens=args.max_new_tokens,
+                            progress=not args.no_progress, model_identity=identity,
+                            match_model=args.model is not None, regenerate=args.regenerate)
+            runs += evaluate(names, generator, cfg, dist_info)
+    except KeyboardInterrupt:
+        if dist_info.is_main:  # every finished batch is already on disk (flushed per batch)
+            print(f"[eval] interrupted: the predictions made so far are kept under {args.out}; "
+                  "re-run the same command to continue", file=sys.stderr)
+        return 130
 
     if dist_info.is_main:
         from .report import ReportInfo, markdown, table_rows, write_report

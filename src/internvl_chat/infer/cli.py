@@ -24,9 +24,11 @@ def _load_engine(args, max_batch_size: int = 16):
 
     from .engine import InferenceEngine
 
-    if not Path(args.model, "config.json").is_file():
-        raise SystemExit(f"error: {args.model} is not a model folder (no config.json); "
-                         "create one with: internvl-chat init --preset tiny --output DIR")
+    from ..validate import check_device, check_model_dir, check_positive
+
+    check_model_dir(args.model)  # one line for a damaged folder, before any weight is read
+    check_device(args.device)
+    check_positive(args.threads, "--threads")
     if args.threads:
         torch.set_num_threads(args.threads)
     import transformers
@@ -52,24 +54,26 @@ def chat_main(argv: list[str] | None = None) -> int:
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=None)
     args = p.parse_args(argv)
+    from ..errors import UserError
+
     try:
         params = SamplingParams(max_new_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
                                 seed=args.seed)
     except ValueError as e:
         p.error(str(e))
+    if args.image and not Path(args.image).is_file():  # before loading the model
+        raise UserError(f"--image {args.image}: " + ("is a folder" if Path(args.image).is_dir() else "no such file"))
     session = ChatSession(_load_engine(args, max_batch_size=1), params, args.system)
     if args.image:
         try:
             session.load_image(args.image)
         except ImageLoadError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
+            raise UserError(f"--image: {e}") from None
     if args.prompt is not None:
         try:
             return one_shot(session, args.prompt)
         except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
+            raise UserError(f"--prompt: {e}") from None
     return interactive(session)
 
 
@@ -99,10 +103,25 @@ def _server_parser(prog: str, default_port: int) -> argparse.ArgumentParser:
 
 
 def _serve(args, web: bool) -> int:
+    from ..errors import UserError
     from .image_sources import ImagePolicy
     from .server import ServerConfig, create_app, run_server
 
+    from ..validate import check_port, check_positive
+
+    if not isinstance(logging.getLevelName(args.log_level.upper()), int):
+        raise UserError(f"--log-level {args.log_level!r}: use debug, info, warning or error")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # impossible settings are refused here, before the model loads (minutes for a 40B model)
+    for name in ("max_batch_size", "max_queued", "max_image_bytes", "max_image_pixels", "max_images",
+                 "max_output_tokens", "default_max_tokens", "max_prompt_tokens"):
+        check_positive(getattr(args, name), "--" + name.replace("_", "-"))
+    if args.max_wait_ms < 0:
+        raise UserError(f"--max-wait-ms must be >= 0, got {args.max_wait_ms}")
+    for d in args.allow_local_images:
+        if not Path(d).is_dir():
+            raise UserError(f"--allow-local-images {d}: no such folder")
+    check_port(args.host, args.port)
     config = ServerConfig(
         model_name=args.model_name or Path(args.model).resolve().name, api_key=args.api_key,
         image=ImagePolicy(max_image_bytes=args.max_image_bytes, max_image_pixels=args.max_image_pixels,
