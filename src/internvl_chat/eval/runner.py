@@ -205,19 +205,17 @@ def _prepare_cache(directory: Path, key: dict, cfg: RunConfig, dist: DistInfo) -
     if stale and not cfg.regenerate:
         raise CacheError(f"{directory} holds predictions that cannot be reused: {stale}. Use a new --out, "
                          f"or pass --regenerate to delete them and generate again")
-    if dist.is_main:
-        if stale:
-            for p in list(directory.glob("predictions*.jsonl")) + [directory / "scores.json"]:
-                p.unlink(missing_ok=True)
-            print(f"[eval] {directory}: regenerating ({stale})")
-        if stale or not has_predictions or not key_path.is_file():
-            if not cfg.match_model and key_path.is_file() and not stale:
-                pass  # re-scoring without a model: keep the record of the model that made them
-            else:
-                tmp = directory / (CACHE_KEY + ".tmp")
-                tmp.write_text(json.dumps(key, indent=1), encoding="utf-8")
-                os.replace(tmp, key_path)
+    if stale and dist.is_main:
+        for p in list(directory.glob("predictions*.jsonl")) + [directory / "scores.json"]:
+            p.unlink(missing_ok=True)
+        print(f"[eval] {directory}: regenerating ({stale})")
     dist.barrier()
+    # every rank records the key before it writes a prediction (same content; write-then-rename per rank);
+    # re-scoring without a model keeps the record of the model that made the predictions
+    if stale or not key_path.is_file() or cfg.match_model:
+        tmp = directory / f"{CACHE_KEY}.{dist.rank}.tmp"
+        tmp.write_text(json.dumps(key, indent=1), encoding="utf-8")
+        os.replace(tmp, key_path)
 
 
 def _check_cached_prompt(rec: dict, prompt: str, directory: Path) -> None:
