@@ -26,8 +26,11 @@ class UserError(Exception):
     """A mistake the user can fix; its message is the whole story (what, where, how to fix)."""
 
 
+_debug_flag = False  # set per command line by pop_debug_flag
+
+
 def debug_enabled() -> bool:
-    return os.environ.get("INTERNVL_CHAT_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+    return _debug_flag or os.environ.get("INTERNVL_CHAT_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def is_rank0() -> bool:
@@ -40,6 +43,10 @@ def _user_error_types() -> tuple[type, ...]:
     for module, name in (("internvl_chat.data.formats", "MetaError"),
                          ("internvl_chat.model.loading", "CheckpointMismatchError"),
                          ("internvl_chat.eval.runner", "CacheError"),
+                         ("internvl_chat.eval.benchmarks.base", "BenchmarkDataError"),
+                         ("internvl_chat.eval.judge", "JudgeError"),
+                         ("internvl_chat.train.checkpoint", "CheckpointError"),
+                         ("internvl_chat.demo.config", "DemoConfigError"),
                          ("internvl_chat.image", "ImageLoadError")):
         mod = sys.modules.get(module)  # only modules the command already imported can have raised
         if mod is not None and hasattr(mod, name):
@@ -80,7 +87,6 @@ def run_command(fn: Callable[[list[str]], int | None], argv: list[str], prog: st
 
 def pop_debug_flag(argv: list[str]) -> list[str]:
     """`--debug` anywhere on the command line turns tracebacks on for this run."""
-    if "--debug" in argv:
-        os.environ["INTERNVL_CHAT_DEBUG"] = "1"
-        argv = [a for a in argv if a != "--debug"]
-    return argv
+    global _debug_flag
+    _debug_flag = "--debug" in argv
+    return [a for a in argv if a != "--debug"]

@@ -159,6 +159,8 @@ def model_identity(model_dir: str | Path) -> dict:
 def _data_identity(data_root: Path, bench: Benchmark) -> list:
     """The benchmark's top-level files (annotations, question tables); image folders are not walked."""
     folder = Path(data_root) / bench.data_dir if bench.data_dir else Path(data_root)
+    if not folder.is_dir():  # some benchmarks also accept their files directly under --data-root
+        folder = Path(data_root)
     if not folder.is_dir():
         return []
     return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in sorted(folder.iterdir()) if p.is_file()]

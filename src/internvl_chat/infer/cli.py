@@ -107,8 +107,10 @@ def _serve(args, web: bool) -> int:
     from .image_sources import ImagePolicy
     from .server import ServerConfig, create_app, run_server
 
-    from ..validate import check_port, check_positive
+    from ..validate import check_device, check_model_dir, check_port, check_positive
 
+    check_model_dir(args.model)
+    check_device(args.device)
     if not isinstance(logging.getLevelName(args.log_level.upper()), int):
         raise UserError(f"--log-level {args.log_level!r}: use debug, info, warning or error")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
