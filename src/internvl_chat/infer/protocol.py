@@ -63,7 +63,7 @@ def _bad(message: str, param: str | None, code: str = "invalid_value") -> APIErr
 def parse_json_body(body: bytes) -> dict:
     try:
         payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, and numbers too long to convert
         raise APIError(400, f"the request body is not valid JSON ({e})", code="invalid_json") from None
     except RecursionError:
         raise APIError(400, "the request body nests JSON too deeply", code="invalid_json") from None
@@ -151,7 +151,7 @@ def parse_chat_request(payload: dict, load_image: Callable[[str, str], Any], max
             raise _bad(f"{param}: unsupported field(s) {', '.join(map(repr, extra))} (tool calls are not supported)",
                        f"{param}.{extra[0]}", "unsupported_parameter")
         role = msg.get("role")
-        if role not in SUPPORTED_ROLES:
+        if not isinstance(role, str) or role not in SUPPORTED_ROLES:
             raise _bad(f"{param}.role must be one of {sorted(SUPPORTED_ROLES)}, got {role!r}", f"{param}.role")
         text, images = _content_parts(msg.get("content"), f"{param}.content", load_image)
         image_count += len(images)
