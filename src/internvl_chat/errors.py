@@ -80,6 +80,10 @@ def run_command(fn: Callable[[list[str]], int | None], argv: list[str], prog: st
         if isinstance(e, _user_error_types()):
             report_user_error(prog, e)
             return EXIT_USER
+        if isinstance(e, OSError) and e.filename is not None and e.errno is not None:
+            # a path the user gave that cannot be read or written (missing, a file, permissions, disk full)
+            report_user_error(prog, UserError(f"{e.filename}: {e.strerror}"))
+            return EXIT_USER
         traceback.print_exc()
         print(f"{prog}: internal error (a bug; please report it with the traceback above)", file=sys.stderr)
         return EXIT_INTERNAL

@@ -42,11 +42,19 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+def _check_numbers(args) -> None:
+    from ..validate import check_positive
+
+    check_positive(args.max_length, "--max-length")
+    check_positive(args.num_image_token, "--num-image-token")
+
+
 def _check(args, console) -> int:
     from .check import check_meta, print_report, write_rejects
 
     from ..validate import check_output_dir
 
+    _check_numbers(args)
     if Path(args.rejects).is_dir():
         raise UserError(f"--rejects {args.rejects} is a folder; give a file name")
     check_output_dir(Path(args.rejects).parent or ".", "--rejects folder")
@@ -76,6 +84,9 @@ def _stats(args, console) -> int:
     from .dataset import SupervisedDataset
     from .stats import dataset_stats, print_stats
 
+    _check_numbers(args)
+    if args.json and Path(args.json).is_dir():
+        raise UserError(f"--json {args.json} is a folder; give a file name")
     tok = _tokenizer(args.tokenizer, console)
     ds = SupervisedDataset(args.meta, tok, args.template, args.num_image_token, image_size=14,
                            max_length=args.max_length, base_dir=args.base_dir)
@@ -90,6 +101,12 @@ def _stats(args, console) -> int:
 def _synth(args, console) -> int:
     from .synth import TASKS, generate
 
+    from ..validate import check_output_dir, check_positive
+
+    check_output_dir(args.out, "--out")
+    check_positive(args.n, "--n", minimum=0)
+    check_positive(args.n_test, "--n-test", minimum=0)
+    check_positive(args.image_size, "--image-size", minimum=16)
     tasks = args.tasks.split(",") if args.tasks else list(TASKS)
     n_test = args.n_test if args.n_test is not None else max(1, args.n // 4)
     counts = generate(args.out, args.n, n_test, seed=args.seed, image_size=args.image_size, tasks=tasks,

@@ -99,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--judge-url and --judge-model go together")
     if args.batch_size < 1:
         p.error("--batch-size must be at least 1")
+    if args.limit is not None and args.limit < 1:
+        p.error("--limit must be at least 1")
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
+        p.error("--max-new-tokens must be at least 1")
     names = [n.strip() for n in args.benchmarks.split(",") if n.strip()]
     try:
         for n in names:

@@ -97,6 +97,12 @@ def cli_main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--image-size", type=int, default=None, help="tiny only: image size in pixels (multiple of 28)")
     args = p.parse_args(argv)
+    from ..errors import UserError
+    from ..validate import check_output_dir
+
+    out_dir = check_output_dir(args.output, "--output")
+    if (out_dir / "config.json").exists():
+        raise UserError(f"--output {out_dir} already holds a model (config.json); choose a new folder")
     overrides = {}
     if args.image_size:
         if args.preset != "tiny":
