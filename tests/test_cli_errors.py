@@ -333,3 +333,49 @@ def test_torchrun_reports_a_config_error_once(tmp_path):
     assert len(ours) == 1 and "not divisible" in ours[0] and "world_size=2" in ours[0], done.stderr
     assert "internvl_chat/" not in done.stderr  # no traceback from any rank of ours
     assert "exitcode  : 2" in done.stderr
+
+
+OTHER_CASES = [
+    (["init", "--output", "{file}"], "is an existing file"),
+    (["init", "--output", "{model}"], "already holds a model"),
+    (["data", "synth", "--out", "{file}", "--n", "2"], "is an existing file"),
+    (["data", "synth", "--out", "{tmp}/s", "--n", "-1"], "--n must be at least 0"),
+    (["data", "synth", "--out", "{tmp}/s", "--n", "1", "--tasks", "bogus"], "unknown synthetic tasks"),
+    (["data", "stats", "{tmp}/missing.json"], "meta file not found"),
+    (["data", "stats", "{data}/meta.json", "--json", "{tmp}"], "is a folder"),
+    (["data", "check", "{data}/meta.json", "--num-image-token", "-1"], "--num-image-token must be at least 1"),
+    (["data", "check", "{data}/meta.json", "--max-length", "0"], "--max-length must be at least 1"),
+    (["eval", "--model", "{model}", "--benchmarks", "synthetic", "--data-root", "{data}", "--out", "{tmp}/o",
+      "--limit", "-1"], "--limit must be at least 1"),
+    (["eval", "--model", "{model}", "--benchmarks", "synthetic", "--data-root", "{tmp}/nowhere", "--out", "{tmp}/o"],
+     "no such folder"),
+    (["eval", "--model", "{model}", "--benchmarks", "synthetic", "--data-root", "{data}", "--out", "{file}"],
+     "is an existing file"),
+    (["chat", "--model", "{model}", "--prompt", "hi", "--max-tokens", "0"], "max_new_tokens must be >= 1"),
+    (["chat", "--model", "{model}", "--prompt", "hi", "--threads", "0"], "--threads must be at least 1"),
+    (["serve", "--model", "{model}", "--max-output-tokens", "10", "--default-max-tokens", "20"],
+     "above --max-output-tokens"),
+    (["train", "{tmp}/missing.yaml"], "config file not found"),
+    (["train", "{file}"], "set exactly one of"),
+]
+
+
+@pytest.mark.parametrize("argv,words", OTHER_CASES, ids=[" ".join(c[0][:3]) + ":" + c[1][:20] for c in OTHER_CASES])
+def test_other_commands_follow_the_contract(argv, words, tiny_model_dir, synth_eval_data, tmp_path, capsys):
+    f = tmp_path / "a_file"
+    f.write_text("")
+    fill = dict(file=f, model=tiny_model_dir, tmp=tmp_path, data=synth_eval_data)
+    argv = [a.format(**fill) for a in argv]
+    rc, err = run_cli(capsys, *argv)
+    assert_user_error(rc, err, words)
+
+
+def test_argument_mistakes_are_one_line(capsys):
+    rc, err = run_cli(capsys, "chat", "--model")
+    assert_user_error(rc, err, "--model: expected one argument", "see internvl-chat chat --help")
+    rc, err = run_cli(capsys, "eval", "--batch-size", "x")
+    assert_user_error(rc, err, "invalid int value: 'x'")
+    rc, err = run_cli(capsys, "data", "frobnicate")
+    assert_user_error(rc, err, "invalid choice")
+    rc, err = run_cli(capsys, "nope")
+    assert rc == 2 and "unknown command 'nope'" in err

@@ -14,6 +14,7 @@ error, 130 interrupted (Ctrl-C) where nothing could be saved.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import traceback
@@ -66,8 +67,17 @@ def report_user_error(prog: str, exc: BaseException) -> None:
         print(f"{prog}: error: {one_line(exc)}", file=sys.stderr, flush=True)
 
 
+def _argparse_error(self: argparse.ArgumentParser, message: str):
+    raise UserError(f"{message} (see {self.prog} --help)")
+
+
 def run_command(fn: Callable[[list[str]], int | None], argv: list[str], prog: str) -> int:
-    """Run one command under the contract; returns the exit code."""
+    """Run one command under the contract; returns the exit code.
+
+    argparse's refusals become one line too (instead of the usage block plus a line): every command's
+    parser is swapped for the duration of the command, so commands added later follow without edits."""
+    original = argparse.ArgumentParser.error
+    argparse.ArgumentParser.error = _argparse_error
     try:
         return int(fn(argv) or 0)
     except KeyboardInterrupt:
@@ -87,6 +97,8 @@ def run_command(fn: Callable[[list[str]], int | None], argv: list[str], prog: st
         traceback.print_exc()
         print(f"{prog}: internal error (a bug; please report it with the traceback above)", file=sys.stderr)
         return EXIT_INTERNAL
+    finally:
+        argparse.ArgumentParser.error = original
 
 
 def pop_debug_flag(argv: list[str]) -> list[str]:

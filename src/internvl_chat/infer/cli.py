@@ -93,7 +93,8 @@ def _server_parser(prog: str, default_port: int) -> argparse.ArgumentParser:
     p.add_argument("--max-images", type=int, default=4, help="images per request")
     p.add_argument("--max-prompt-tokens", type=int, default=None, help="default: the model's context length")
     p.add_argument("--max-output-tokens", type=int, default=1024, help="largest max_tokens a client may ask for")
-    p.add_argument("--default-max-tokens", type=int, default=512)
+    p.add_argument("--default-max-tokens", type=int, default=None,
+                   help="max_tokens when a request gives none (default: 512, at most --max-output-tokens)")
     p.add_argument("--allow-image-url-prefix", action="append", default=[], metavar="PREFIX",
                    help="fetch remote images whose URL starts with PREFIX (repeatable; default: none)")
     p.add_argument("--allow-local-images", action="append", default=[], metavar="DIR",
@@ -123,6 +124,9 @@ def _serve(args, web: bool) -> int:
     for d in args.allow_local_images:
         if not Path(d).is_dir():
             raise UserError(f"--allow-local-images {d}: no such folder")
+    if args.default_max_tokens is not None and args.default_max_tokens > args.max_output_tokens:
+        raise UserError(f"--default-max-tokens {args.default_max_tokens} is above --max-output-tokens "
+                        f"{args.max_output_tokens}")
     check_port(args.host, args.port)
     config = ServerConfig(
         model_name=args.model_name or Path(args.model).resolve().name, api_key=args.api_key,
@@ -130,8 +134,7 @@ def _serve(args, web: bool) -> int:
                           allowed_url_prefixes=tuple(args.allow_image_url_prefix),
                           allowed_local_dirs=tuple(Path(d) for d in args.allow_local_images)),
         max_images_per_request=args.max_images, max_prompt_tokens=args.max_prompt_tokens,
-        max_output_tokens=args.max_output_tokens, default_max_tokens=min(args.default_max_tokens,
-                                                                         args.max_output_tokens),
+        max_output_tokens=args.max_output_tokens, default_max_tokens=args.default_max_tokens or min(512, args.max_output_tokens),
         max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queued=args.max_queued, web=web,
     )
     app = create_app(_load_engine(args, args.max_batch_size), config)
