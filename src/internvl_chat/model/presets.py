@@ -109,6 +109,10 @@ def cli_main(argv: list[str] | None = None) -> int:
             p.error("--image-size applies to the tiny preset only")
         overrides["image_size"] = args.image_size
     out = init_model_dir(args.preset, args.output, seed=args.seed, **overrides)
+    if args.preset == "tiny":
+        from ..validate import check_model_dir
+
+        check_model_dir(out)  # "wrote" only for a folder whose files are complete
     what = "config only (40.07B parameters; load real weights instead)" if args.preset == "v1_2" else "weights + tokenizer"
     print(f"wrote {args.preset} model to {out}: {what}", file=sys.stderr)
     return 0
