@@ -97,7 +97,8 @@ def test_damaged_model_folder_is_one_line_in_every_command(kind, damaged, synth_
         ["chat", "--model", model, "--prompt", "hi"],
         ["serve", "--model", model, "--port", "1"],  # the folder is checked before the port
         ["web", "--model", model],
-        ["eval", "--model", model, "--benchmarks", "synthetic", "--data-root", synth_eval_data, "--out", tmp_path / "o"],
+        ["eval", "--model", model, "--benchmarks", "synthetic", "--data-root", synth_eval_data,
+         "--out", tmp_path / "o"],
         ["merge-lora", "--model", model, "--output", tmp_path / "merged"],
         ["train", TINY_YAML, "model.preset=null", f"model.path={model}", f"output_dir={tmp_path / 't'}"],
     ]
@@ -137,7 +138,8 @@ def test_impossible_server_settings_refused_at_start(tiny_model_dir, capsys):
         assert_user_error(rc, err, f"127.0.0.1:{port}", "another --port")
     for flags, words in ((["--port", "70000"], "out of range"), (["--port", "0"], "out of range"),
                          (["--max-batch-size", "0"], "--max-batch-size"), (["--max-queued", "-1"], "--max-queued"),
-                         (["--max-output-tokens", "0"], "--max-output-tokens"), (["--max-wait-ms", "-5"], "--max-wait-ms"),
+                         (["--max-output-tokens", "0"], "--max-output-tokens"),
+                         (["--max-wait-ms", "-5"], "--max-wait-ms"),
                          (["--allow-local-images", "/nonexistent/dir"], "no such folder"),
                          (["--log-level", "loud"], "--log-level"), (["--host", "no.such.host.invalid"], "--host")):
         rc, err = run_cli(capsys, "serve", "--model", tiny_model_dir, *flags)

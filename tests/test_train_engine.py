@@ -148,8 +148,8 @@ def _nan_dataset(bad):
 
 def test_nonfinite_steps_are_skipped_and_a_streak_stops_with_a_checkpoint(tmp_path, meta):
     out = tmp_path / "some_nan"
-    cfg = tiny(out, meta, "data.source=random", "meta_path=null", "max_steps=4", "per_device_batch_size=8", "export=false",
-               "max_nonfinite_in_a_row=10")
+    cfg = tiny(out, meta, "data.source=random", "meta_path=null", "max_steps=4", "per_device_batch_size=8",
+               "export=false", "max_nonfinite_in_a_row=10")
     result = train(cfg, dataset=_nan_dataset(bad=range(0, 32, 5)))  # some steps get a NaN image
     rows = read_metrics(out / "metrics.jsonl")
     skipped = [r for r in rows if not (r["loss"] == r["loss"])]  # NaN != NaN

@@ -180,9 +180,9 @@ def _key_differences(old: dict, new: dict, match_model: bool) -> list[str]:
             continue
         if old.get(k) != new.get(k):
             if k == "generation":
-                changed = sorted(x for x in set(old.get(k) or {}) | set(new.get(k) or {})
-                                 if (old.get(k) or {}).get(x) != (new.get(k) or {}).get(x))
-                diffs.append(f"{what} ({', '.join(f'{x}: {(old.get(k) or {}).get(x)} -> {new[k].get(x)}' for x in changed)})")
+                a, b = old.get(k) or {}, new.get(k) or {}
+                changed = sorted(x for x in set(a) | set(b) if a.get(x) != b.get(x))
+                diffs.append(f"{what} ({', '.join(f'{x}: {a.get(x)} -> {b.get(x)}' for x in changed)})")
             else:
                 diffs.append(what)
     return diffs

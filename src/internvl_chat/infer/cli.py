@@ -134,7 +134,8 @@ def _serve(args, web: bool) -> int:
                           allowed_url_prefixes=tuple(args.allow_image_url_prefix),
                           allowed_local_dirs=tuple(Path(d) for d in args.allow_local_images)),
         max_images_per_request=args.max_images, max_prompt_tokens=args.max_prompt_tokens,
-        max_output_tokens=args.max_output_tokens, default_max_tokens=args.default_max_tokens or min(512, args.max_output_tokens),
+        max_output_tokens=args.max_output_tokens,
+        default_max_tokens=args.default_max_tokens or min(512, args.max_output_tokens),
         max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queued=args.max_queued, web=web,
     )
     app = create_app(_load_engine(args, args.max_batch_size), config)

@@ -335,7 +335,8 @@ def _validate_numbers(cfg: TrainConfig) -> None:
     if cfg.schedule.max_steps < 0:
         raise ConfigError(f"schedule.max_steps must be >= 0 (0: use num_train_epochs), got {cfg.schedule.max_steps}")
     if cfg.schedule.max_steps == 0 and not cfg.schedule.num_train_epochs > 0:
-        raise ConfigError(f"schedule.num_train_epochs must be > 0 when max_steps=0, got {cfg.schedule.num_train_epochs}")
+        raise ConfigError(f"schedule.num_train_epochs must be > 0 when max_steps=0, "
+                          f"got {cfg.schedule.num_train_epochs}")
     if not cfg.optim.lr > 0:
         raise ConfigError(f"optim.lr must be > 0, got {cfg.optim.lr}")
     for name in ("weight_decay", "eps"):

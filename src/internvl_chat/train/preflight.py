@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 
 from ..errors import UserError
-from ..validate import check_input_file, check_model_dir, check_output_dir, check_tokenizer_dir
+from ..validate import (check_input_file, check_model_dir, check_output_dir, check_safetensors, check_tokenizer_dir,
+                        weight_files)
 from .config import ConfigError, TrainConfig
 
 
@@ -44,8 +45,6 @@ def check_model_dir_plain(path: str, what: str) -> None:
         raise UserError(f"{what}={path}: folder does not exist" if not p.exists() else f"{what}={path} is a file")
     if not (p / "config.json").is_file():
         raise UserError(f"{what}={path}: no config.json in that folder")
-    from ..validate import check_safetensors, weight_files
-
     for f in weight_files(p):
         check_safetensors(f)
 
