@@ -182,6 +182,9 @@ TRAIN_CASES = [
     (["num_train_epochs=0", "max_steps=0"], "num_train_epochs must be > 0"),
     (["optim.lr=abc"], "cannot use 'abc' as float"),
     (["optim.lrr=1"], "unknown key optim.lrr"),
+    (["data.base_dir=/data"], "data.base_dir is set but data.source=synthetic does not use it"),
+    (["lora_dropout=0.1"], "no LoRA is on"),
+    (["model.mlp_path=/p.pth"], "only used when composing from parts"),
 ]
 
 

@@ -271,6 +271,8 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
             cfg.seed = _coerce(value, int, where)
         else:
             _apply(cfg, section, sub, value, where)
+            # remembered (not a dataclass field, so not saved) for the "set but unused" checks in validate()
+            cfg.__dict__.setdefault("_overridden", set()).add(f"{section}.{sub}")
     return cfg
 
 
@@ -312,6 +314,7 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"data.meta_path={cfg.data.meta_path} is set but data.source={cfg.data.source} does not "
                           f"read it; add data.source=meta to train on that file, or drop meta_path")
     _validate_numbers(cfg)
+    _refuse_unused(cfg)
     if cfg.schedule.lr_scheduler not in ("cosine", "constant"):
         raise ConfigError(f"schedule.lr_scheduler must be cosine or constant, got {cfg.schedule.lr_scheduler!r}")
     if not 0.0 <= cfg.schedule.warmup_ratio < 1.0:
@@ -354,3 +357,21 @@ def _validate_numbers(cfg: TrainConfig) -> None:
         raise ConfigError("data.num_workers and checkpoint.save_every must be >= 0, logging.log_every >= 1")
     if cfg.logging.max_nonfinite_in_a_row < 1:
         raise ConfigError("logging.max_nonfinite_in_a_row must be >= 1")
+
+
+def _refuse_unused(cfg: TrainConfig) -> None:
+    """A set option is used or refused: options that the rest of the config makes irrelevant."""
+    m, d = cfg.model, cfg.data
+    given = cfg.__dict__.get("_overridden", set())  # on the command line: a file may carry shared defaults
+    if "model.mlp_path" in given and m.mlp_path and not m.vision_path:
+        raise ConfigError("model.mlp_path is only used when composing from parts (model.vision_path + llm_path)")
+    if "model.preset_args" in given and m.preset_args and not m.preset:
+        raise ConfigError("model.preset_args is only used with model.preset")
+    unused = {"meta": ("data.synthetic_train", "data.synthetic_seed", "data.random_sample_length"),
+              "synthetic": ("data.base_dir", "data.random_sample_length"),
+              "random": ("data.base_dir", "data.synthetic_seed")}[d.source]
+    for key in unused:
+        if key in given:
+            raise ConfigError(f"{key} is set but data.source={d.source} does not use it")
+    if "tune.lora_dropout" in given and not (cfg.tune.use_llm_lora or cfg.tune.use_backbone_lora):
+        raise ConfigError("tune.lora_dropout is set but no LoRA is on (tune.use_llm_lora / use_backbone_lora)")
