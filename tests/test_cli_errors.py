@@ -358,6 +358,7 @@ OTHER_CASES = [
      "is an existing file"),
     (["chat", "--model", "{model}", "--prompt", "hi", "--max-tokens", "0"], "max_new_tokens must be >= 1"),
     (["chat", "--model", "{model}", "--prompt", "hi", "--threads", "0"], "--threads must be at least 1"),
+    (["chat", "--model", "{model}", "--prompt", "hi", "--top-p", "0.5"], "only apply when sampling"),
     (["serve", "--model", "{model}", "--max-output-tokens", "10", "--default-max-tokens", "20"],
      "above --max-output-tokens"),
     (["train", "{tmp}/missing.yaml"], "config file not found"),

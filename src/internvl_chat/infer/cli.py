@@ -56,6 +56,8 @@ def chat_main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from ..errors import UserError
 
+    if args.temperature == 0 and (args.top_p != 1.0 or args.seed is not None):
+        p.error("--top-p and --seed only apply when sampling (--temperature > 0); greedy decoding ignores them")
     try:
         params = SamplingParams(max_new_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
                                 seed=args.seed)
