@@ -129,6 +129,11 @@ def _serve(args, web: bool) -> int:
     if args.default_max_tokens is not None and args.default_max_tokens > args.max_output_tokens:
         raise UserError(f"--default-max-tokens {args.default_max_tokens} is above --max-output-tokens "
                         f"{args.max_output_tokens}")
+    if web:
+        import importlib.util
+
+        if importlib.util.find_spec("nicegui") is None:
+            raise UserError("the web page needs NiceGUI: pip install -e '.[web]' (or serve without --web)")
     check_port(args.host, args.port)
     config = ServerConfig(
         model_name=args.model_name or Path(args.model).resolve().name, api_key=args.api_key,

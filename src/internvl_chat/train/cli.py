@@ -53,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         if is_rank0():
             print(f"internvl-chat train: {result.message}", file=sys.stderr)
         return 1
+    if result.export_dir is not None and is_rank0():
+        from ..validate import check_model_dir
+
+        check_model_dir(result.export_dir)  # the "exported to" line stands only for a complete folder
     return 0
 
 
