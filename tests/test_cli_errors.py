@@ -294,6 +294,11 @@ def test_eval_cache_is_keyed_by_model_and_generation_settings(tiny_model_dir, sy
     assert "generated 0, cached 3" in capsys.readouterr().out
     assert cli_main([str(a) for a in base + ["--max-new-tokens", "1"]]) == 0
     assert "generated 0, cached 3" in capsys.readouterr().out
+    assert f"{Path(other).resolve()} (from the cache)" in (out / "report.md").read_text()
+    # the same weights moved elsewhere are the same model
+    moved = shutil.copytree(other, tmp_path / "moved", copy_function=shutil.copy2)
+    assert cli_main([str(a) for a in base + ["--model", moved, "--max-new-tokens", "1"]]) == 0
+    assert "generated 0, cached 3" in capsys.readouterr().out
     # a changed data file is another data set
     test_file = next(Path(synth_eval_data).rglob("test.jsonl"))
     os.utime(test_file, ns=(test_file.stat().st_atime_ns, test_file.stat().st_mtime_ns + 10**9))

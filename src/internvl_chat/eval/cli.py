@@ -70,6 +70,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _cached_model_path(out: Path, names: list[str]) -> str:
+    """Re-scoring without --model: the model recorded in the caches' keys (runner.cache_key)."""
+    import json
+
+    paths = set()
+    for n in names:
+        key = Path(out) / get_benchmark(n).name / "cache_key.json"
+        model = json.loads(key.read_text(encoding="utf-8")).get("model") if key.is_file() else None
+        paths.add((model or {}).get("path", "unknown"))
+    return ", ".join(sorted(paths)) + " (from the cache)"
+
+
 def _init_distributed(device: str) -> tuple[DistInfo, str]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -150,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if dist_info.is_main:
         from .report import ReportInfo, markdown, table_rows, write_report
 
-        info = ReportInfo(model=str(args.model), flavour=args.flavour, judge=judge.describe() if judge else None,
+        info = ReportInfo(model=str(args.model or _cached_model_path(args.out, names)), flavour=args.flavour, judge=judge.describe() if judge else None,
                           data_root=str(args.data_root), batch_size=args.batch_size, limit=args.limit)
         paths = write_report(runs, args.out, info)
         for run in runs:

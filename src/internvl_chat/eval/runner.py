@@ -152,7 +152,8 @@ def model_identity(model_dir: str | Path) -> dict:
 
     folder = Path(model_dir)
     files = sorted(p for p in folder.iterdir() if p.suffix == ".safetensors" or p.name.endswith(".index.json"))
-    return {"config_sha256": hashlib.sha256((folder / "config.json").read_bytes()).hexdigest(),
+    return {"path": str(folder.resolve()),  # recorded for the report, not compared (a moved folder is the same model)
+            "config_sha256": hashlib.sha256((folder / "config.json").read_bytes()).hexdigest(),
             "weights": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]}
 
 
@@ -178,9 +179,12 @@ def _key_differences(old: dict, new: dict, match_model: bool) -> list[str]:
     for k, what in names.items():
         if k == "model" and not match_model:
             continue
-        if old.get(k) != new.get(k):
+        a, b = old.get(k), new.get(k)
+        if k == "model" and isinstance(a, dict) and isinstance(b, dict):
+            a, b = ({x: v for x, v in d.items() if x != "path"} for d in (a, b))
+        if a != b:
             if k == "generation":
-                a, b = old.get(k) or {}, new.get(k) or {}
+                a, b = a or {}, b or {}
                 changed = sorted(x for x in set(a) | set(b) if a.get(x) != b.get(x))
                 diffs.append(f"{what} ({', '.join(f'{x}: {a.get(x)} -> {b.get(x)}' for x in changed)})")
             else:
