@@ -246,6 +246,10 @@ def test_data_check_bad_tokenizer_is_one_line(tmp_path, capsys):
     assert_user_error(rc, err, "no tokenizer files")
     rc, err = run_cli(capsys, "data", "check", meta, "--rejects", tmp_path)
     assert_user_error(rc, err, "is a folder")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "tokenizer.json").write_text('{"model": {"type": "Nope"}}')  # JSON, but not a tokenizer
+    rc, err = run_cli(capsys, "data", "check", meta, "--tokenizer", tmp_path / "bad")
+    assert_user_error(rc, err, "cannot load it")
 
 
 def test_data_check_stops_cleanly_on_ctrl_c_keeping_what_was_checked(tmp_path, capsys, monkeypatch):

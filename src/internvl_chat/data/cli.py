@@ -25,8 +25,9 @@ def _tokenizer(path: str | None, console):
     check_tokenizer_dir(path, "--tokenizer")
     try:
         tok = AutoTokenizer.from_pretrained(path, use_fast=True)  # never trust_remote_code
-    except (OSError, ValueError, TypeError) as e:  # unreadable or inconsistent tokenizer files
-        raise UserError(f"--tokenizer {path}: cannot load it ({' '.join(str(e).split())[:300]})") from None
+    except Exception as e:  # noqa: BLE001 - the user's files: tokenizers raises plain Exception for a bad tokenizer.json
+        detail = " ".join(str(e).split())[:300]
+        raise UserError(f"--tokenizer {path}: cannot load it ({type(e).__name__}: {detail})") from None
     add_internvl_tokens(tok)
     return tok
 
