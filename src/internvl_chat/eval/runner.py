@@ -100,6 +100,10 @@ class RunConfig:
     progress: bool = True
     max_new_tokens: int | None = None  # cap on the per-benchmark value (smoke runs); None = InternVL's settings
     oracle: bool = False  # predictions are the gold answers (checks data + scoring; no model)
+    # what made the predictions (model_identity() + dtype); part of the cache key. None: an opaque generator
+    model_identity: dict | None = None
+    match_model: bool = True  # False: re-score a cache whatever model made it (the CLI without --model)
+    regenerate: bool = False  # a cache made under other settings is deleted and redone instead of refused
 
 
 @dataclass
@@ -196,6 +200,89 @@ def _drop_torn_tail(path: Path) -> None:
             f.truncate(data.rfind(b"\n") + 1)
 
 
+CACHE_KEY = "cache_key.json"
+CACHE_KEY_VERSION = 2  # bump when prompts or the prediction format change (2: V1.2 eval prompts per layout, raw responses stopped only at <|im_end|>)
+
+
+def model_identity(model_dir: str | Path) -> dict:
+    """What distinguishes one set of weights from another without reading 70 GB: the config's hash and the
+    weight files' sizes and modification times (a retrained, re-exported or replaced model differs)."""
+    import hashlib
+
+    folder = Path(model_dir)
+    files = sorted(p for p in folder.iterdir() if p.suffix == ".safetensors" or p.name.endswith(".index.json"))
+    return {"path": str(folder.resolve()),  # recorded for the report, not compared (a moved folder is the same model)
+            "config_sha256": hashlib.sha256((folder / "config.json").read_bytes()).hexdigest(),
+            "weights": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]}
+
+
+def _data_identity(data_root: Path, bench: Benchmark) -> list:
+    """The benchmark's top-level files (annotations, question tables); image folders are not walked."""
+    folder = Path(data_root) / bench.data_dir if bench.data_dir else Path(data_root)
+    if not folder.is_dir():  # some benchmarks also accept their files directly under --data-root
+        folder = Path(data_root)
+    if not folder.is_dir():
+        return []
+    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in sorted(folder.iterdir()) if p.is_file()]
+
+
+def cache_key(cfg: RunConfig, bench: Benchmark, gen_cfg: dict) -> dict:
+    return {"version": CACHE_KEY_VERSION, "benchmark": bench.name, "blank_images": cfg.blank_images,
+            "model": cfg.model_identity, "generation": gen_cfg, "data": _data_identity(cfg.data_root, bench)}
+
+
+def _key_differences(old: dict, new: dict, match_model: bool) -> list[str]:
+    names = {"version": "cache format", "model": "model (config or weight files)", "generation": "generation settings",
+             "data": "benchmark data files", "benchmark": "benchmark", "blank_images": "blank-image pass"}
+    diffs = []
+    for k, what in names.items():
+        if k == "model" and not match_model:
+            continue
+        a, b = old.get(k), new.get(k)
+        if k == "model" and isinstance(a, dict) and isinstance(b, dict):
+            a, b = ({x: v for x, v in d.items() if x != "path"} for d in (a, b))
+        if a != b:
+            if k == "generation":
+                a, b = a or {}, b or {}
+                changed = sorted(x for x in set(a) | set(b) if a.get(x) != b.get(x))
+                diffs.append(f"{what} ({', '.join(f'{x}: {a.get(x)} -> {b.get(x)}' for x in changed)})")
+            else:
+                diffs.append(what)
+    return diffs
+
+
+def _prepare_cache(directory: Path, key: dict, cfg: RunConfig, dist: DistInfo) -> None:
+    """Never mix predictions made under other settings: refuse (or, with regenerate, delete and redo them)."""
+    key_path = directory / CACHE_KEY
+    has_predictions = any(directory.glob("predictions*.jsonl"))
+    stale = None
+    if has_predictions:
+        if not key_path.is_file():
+            stale = "no record of the model and settings that made them (an older version wrote them)"
+        else:
+            try:
+                old = json.loads(key_path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as e:
+                raise CacheError(f"{key_path}: unreadable ({e}); delete {directory}") from None
+            diffs = _key_differences(old, json.loads(json.dumps(key)), cfg.match_model)
+            if diffs:
+                stale = "they were made with another " + "; another ".join(diffs)
+    if stale and not cfg.regenerate:
+        raise CacheError(f"{directory} holds predictions that cannot be reused: {stale}. Use a new --out, "
+                         f"or pass --regenerate to delete them and generate again")
+    if stale and dist.is_main:
+        for p in list(directory.glob("predictions*.jsonl")) + [directory / "scores.json"]:
+            p.unlink(missing_ok=True)
+        print(f"[eval] {directory}: regenerating ({stale})")
+    dist.barrier()
+    # every rank records the key before it writes a prediction (same content; write-then-rename per rank);
+    # re-scoring without a model keeps the record of the model that made the predictions
+    if stale or not key_path.is_file() or cfg.match_model:
+        tmp = directory / f"{CACHE_KEY}.{dist.rank}.tmp"
+        tmp.write_text(json.dumps(key, indent=1), encoding="utf-8")
+        os.replace(tmp, key_path)
+
+
 def _check_cached_prompt(rec: dict, prompt: str, directory: Path) -> None:
     if rec.get("prompt") != prompt:
         raise CacheError(
@@ -225,6 +312,11 @@ def run_benchmark(bench: Benchmark, generate: Generator, cfg: RunConfig, dist: D
     prompts = {s.id: bench.prompt(s) for s in samples}
     directory = cache_dir(cfg, bench)
     directory.mkdir(parents=True, exist_ok=True)
+    gen_cfg = bench.generation_config()
+    if cfg.max_new_tokens is not None:
+        gen_cfg["max_new_tokens"] = min(gen_cfg["max_new_tokens"], cfg.max_new_tokens)
+        gen_cfg["min_new_tokens"] = min(gen_cfg["min_new_tokens"], gen_cfg["max_new_tokens"])
+    _prepare_cache(directory, cache_key(cfg, bench, gen_cfg), cfg, dist)
     cached = read_cache(directory)
     for sid, rec in cached.items():
         if sid in prompts:
@@ -233,10 +325,6 @@ def run_benchmark(bench: Benchmark, generate: Generator, cfg: RunConfig, dist: D
     mine = [s for s in _shard(samples, dist.rank, dist.world_size) if s.id not in cached]
     stats = RunStats(cached=sum(1 for s in samples if s.id in cached), samples=len(samples))
     name = "predictions.jsonl" if dist.world_size == 1 else f"predictions.rank{dist.rank}.jsonl"
-    gen_cfg = bench.generation_config()
-    if cfg.max_new_tokens is not None:
-        gen_cfg["max_new_tokens"] = min(gen_cfg["max_new_tokens"], cfg.max_new_tokens)
-        gen_cfg["min_new_tokens"] = min(gen_cfg["min_new_tokens"], gen_cfg["max_new_tokens"])
     bar = tqdm(total=len(mine), desc=f"{bench.name}" + (f" [rank {dist.rank}]" if dist.world_size > 1 else ""),
                unit="q", disable=not cfg.progress, dynamic_ncols=True)
     start = time.perf_counter()
@@ -301,6 +389,8 @@ def _consolidate(directory: Path, records: dict[str, dict]) -> None:
 
 
 def evaluate(names: list[str], generate: Generator, cfg: RunConfig, dist: DistInfo | None = None,
-             image_size: int = 448) -> list[BenchmarkRun]:
-    data = validate(names, Path(cfg.data_root), cfg.limit)  # every benchmark's data, before any generation
+             image_size: int = 448, data: dict[str, list[Sample]] | None = None) -> list[BenchmarkRun]:
+    """`data`: what `validate` returned, when the caller checked the data already (the CLI does, first)."""
+    if data is None:
+        data = validate(names, Path(cfg.data_root), cfg.limit)  # every benchmark's data, before any generation
     return [run_benchmark(get_benchmark(n), generate, cfg, dist, image_size=image_size, samples=data[n]) for n in names]

@@ -131,6 +131,18 @@ def _load_sentencepiece(folder: Path, cfg: dict):
     return tok
 
 
+def _load_library_tokenizer(folder: Path, load):
+    """Run a library loader on the user's files; what it raises on a damaged file becomes one TokenizerLoadError
+    naming the folder (the libraries raise plain Exception/RuntimeError for a malformed tokenizer.json/.model)."""
+    try:
+        return load()
+    except TokenizerLoadError:
+        raise
+    except Exception as e:  # noqa: BLE001 - re-raised with the folder named; --debug keeps the cause
+        detail = " ".join(str(e).split())[:300]
+        raise TokenizerLoadError(f"{folder}: cannot load it as a tokenizer ({type(e).__name__}: {detail})") from e
+
+
 def load_tokenizer(path, internvl_tokens: bool = True):
     """Load a tokenizer folder as V1.2 did, then register the nine InternVL tokens (ids already there are kept).
 
@@ -146,11 +158,11 @@ def load_tokenizer(path, internvl_tokens: bool = True):
     cls = cfg.get("tokenizer_class")
     has_model, has_json = (folder / "tokenizer.model").is_file(), (folder / "tokenizer.json").is_file()
     if has_model and cls in SENTENCEPIECE_CLASSES:
-        tok = _load_sentencepiece(folder, cfg)
+        tok = _load_library_tokenizer(folder, lambda: _load_sentencepiece(folder, cfg))
     elif has_json:
         from transformers import AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
+        tok = _load_library_tokenizer(folder, lambda: AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False))
     elif has_model:
         raise TokenizerLoadError(f"{folder}: tokenizer_class {cls!r} with only tokenizer.model is not supported "
                                  f"(supported: LlamaTokenizer sentencepiece folders, or a tokenizer.json)")
