@@ -19,8 +19,24 @@ import torch.distributed as dist
 
 from ..constants import IGNORE_INDEX, IMG_CONTEXT_TOKEN, IMG_END_TOKEN, IMG_START_TOKEN
 from ..data import Collator, MixSampler, PackedBatchSampler, SupervisedDataset
+from ..data.packing import varlen_kwargs
 from .config import TrainConfig
 from .parallel import DistInfo
+
+
+MODEL_KEYS = ("input_ids", "labels", "attention_mask", "position_ids", "pixel_values", "image_flags")
+
+
+def model_inputs(batch: dict, device: torch.device) -> dict:
+    """The model's keyword arguments for one micro-batch, on `device`.
+
+    Copies are non-blocking (the loader pins host memory on GPU runs), and a packed
+    batch carries its flash-attention varlen offsets (`cu_seq_lens_*`, `max_length_*`):
+    without them flash-attention lets the samples of a row attend to each other.
+    """
+    inputs = {k: (batch[k].to(device, non_blocking=True) if batch.get(k) is not None else None) for k in MODEL_KEYS}
+    inputs.update(varlen_kwargs(batch, device))
+    return inputs
 
 
 class RandomTokenDataset(torch.utils.data.Dataset):

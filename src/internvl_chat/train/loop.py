@@ -33,15 +33,13 @@ from ..data import RejectLog
 from ..data.rejects import TooManyRejects
 from .checkpoint import export_pretrained, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
-from .data import build_train_data
+from .data import MODEL_KEYS, build_train_data, model_inputs  # noqa: F401 (MODEL_KEYS: re-exported)
 from .flops import flop_model, peak_flops_per_device, sample_lengths
 from .lora import count_parameters, set_frozen_eval
 from .model_setup import build_sharded_model
 from .monitor import Monitor, plot_loss_curve
 from .optim import build_optimizer, build_scheduler
 from .parallel import DistInfo, init_distributed, param_dtype, shutdown_distributed
-
-MODEL_KEYS = ("input_ids", "labels", "attention_mask", "position_ids", "pixel_values", "image_flags")
 
 
 @dataclass
@@ -214,7 +212,7 @@ def _train(cfg: TrainConfig, info: DistInfo, dataset) -> TrainResult:
             for b in micro:
                 if b.get("empty"):
                     b = _empty_micro_batch(image_size, pad_id)
-                inputs = {k: (b[k].to(info.device) if b.get(k) is not None else None) for k in MODEL_KEYS}
+                inputs = model_inputs(b, info.device)
                 outputs = model(**inputs, use_cache=False, num_items_in_batch=max(num_items, 1.0), loss_only=True)
                 (outputs.loss * info.world_size).backward()
                 loss_sum += outputs.loss.detach().double()
