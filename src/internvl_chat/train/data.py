@@ -93,12 +93,14 @@ class TrainData:
     num_workers: int
     lengths: np.ndarray | None = None
     budget: int = 0
+    device: torch.device = torch.device("cpu")  # the process group's device (collectives)
 
     def epoch_steps(self, epoch: int) -> int:
         """Optimizer steps in `epoch` (collective when packing: the minimum over ranks)."""
         if not self.packing:
             return self.steps_per_epoch
-        return packed_epoch_steps(self.sampler, epoch, self.lengths, self.budget, self.per_device, self.accumulation)
+        return packed_epoch_steps(self.sampler, epoch, self.lengths, self.budget, self.per_device, self.accumulation,
+                                  self.device)
 
     def loader(self) -> torch.utils.data.DataLoader:
         """A loader over the rest of the sampler's current epoch, yielding micro-batches."""
@@ -108,7 +110,8 @@ class TrainData:
             self.dataset.set_epoch(self.sampler.epoch)
         seed = self.sampler.seed * 1_000_003 + self.sampler.epoch * 101 + self.sampler.rank
         kw = dict(collate_fn=self.collator, num_workers=self.num_workers, generator=torch.Generator().manual_seed(seed),
-                  persistent_workers=False, prefetch_factor=2 if self.num_workers else None)
+                  persistent_workers=False, prefetch_factor=2 if self.num_workers else None,
+                  pin_memory=self.device.type == "cuda")  # pinned pages: the copy to the GPU can be non-blocking
         if self.packing:
             batches = PackedBatchSampler(self.sampler, self.lengths, self.collator.token_budget, self.per_device)
             return torch.utils.data.DataLoader(self.dataset, batch_sampler=batches, **kw)
@@ -143,12 +146,15 @@ def build_dataset(cfg: TrainConfig, tokenizer, model, info: DistInfo):
                              seed=cfg.seed)
 
 
-def packed_epoch_steps(sampler: MixSampler, epoch: int, lengths, budget: int, rows: int, accumulation: int) -> int:
+def packed_epoch_steps(sampler: MixSampler, epoch: int, lengths, budget: int, rows: int, accumulation: int,
+                       device: torch.device | str = "cpu") -> int:
+    """Optimizer steps of `epoch` packed, the minimum over ranks. `device` is the process group's device:
+    NCCL only reduces CUDA tensors."""
     probe = MixSampler(sampler.num_samples, seed=sampler.seed, rank=sampler.rank, world_size=sampler.world_size,
                        shuffle=sampler.shuffle, drop_last=sampler.drop_last)
     probe.set_epoch(epoch)
     micro = sum(1 for _ in PackedBatchSampler(probe.rank_order(), lengths, budget, rows))
-    steps = torch.tensor(micro // accumulation)
+    steps = torch.tensor(micro // accumulation, device=device)
     dist.all_reduce(steps, op=dist.ReduceOp.MIN)
     return int(steps)
 
@@ -171,11 +177,12 @@ def build_train_data(cfg: TrainConfig, tokenizer, model, info: DistInfo, dataset
     if cfg.data.packing:
         lengths = np.asarray(dataset.lengths(show_progress=info.is_main))
         # Packed micro-batches per rank differ; every rank must stop at the same step.
-        steps = packed_epoch_steps(sampler, 0, lengths, cfg.data.max_seq_length, per_device, accumulation)
+        steps = packed_epoch_steps(sampler, 0, lengths, cfg.data.max_seq_length, per_device, accumulation,
+                                   info.device)
     else:
         steps = sampler.per_rank() // (per_device * accumulation)
     if steps < 1:
         raise ValueError(f"the data set has {len(dataset)} samples, fewer than one global batch "
                          f"({cfg.batch.global_batch_size} samples); add data or lower batch.global_batch_size")
     return TrainData(dataset, sampler, collator, per_device, accumulation, steps, cfg.data.packing,
-                     cfg.data.num_workers, lengths, cfg.data.max_seq_length)
+                     cfg.data.num_workers, lengths, cfg.data.max_seq_length, info.device)
