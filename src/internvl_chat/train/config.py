@@ -41,7 +41,7 @@ class ModelConfig:
     select_layer: int = -1
     ps_version: str = "v1"
     drop_path_rate: float = 0.0
-    attn_implementation: str | None = None  # None: flash_attention_2 when installed on GPU, else sdpa
+    attn_implementation: str | None = None  # None: flash_attention_2 for bf16 on CUDA with flash-attn, else sdpa
 
 
 @dataclass
