@@ -37,7 +37,12 @@ class LazyModelGenerator:
 
             from ..model import InternVLChatModel
 
-            model = InternVLChatModel.from_pretrained(self.model_dir, dtype=self.dtype).to(self.device).eval()
+            from ..model.device_map import resolve_device_map
+            from ..model.loading import read_config
+
+            layers = read_config(self.model_dir).llm_config.num_hidden_layers
+            device_map = resolve_device_map(self.device, layers)  # auto / cuda: split over the GPUs
+            model = InternVLChatModel.from_pretrained(self.model_dir, dtype=self.dtype, device_map=device_map).eval()
             tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
             self._inner = ModelGenerator(model, tokenizer)
         return self._inner(images, prompts, generation_config)
@@ -60,24 +65,34 @@ def _parser() -> argparse.ArgumentParser:
                    help="cap every benchmark's max_new_tokens (smoke runs; scores are then not comparable)")
     p.add_argument("--blank-images", action="store_true",
                    help="also run every benchmark with a blank image (OUT/<benchmark>-blank/)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default="auto",
+                   help="auto (default: all visible GPUs, split; else the CPU), cuda, cuda:N or cpu; "
+                        "under torchrun each rank takes its own GPU")
+    p.add_argument("--dist-timeout-min", type=float, default=180.0,
+                   help="collective timeout of a multi-process run, in minutes: ranks reach the barriers "
+                        "between benchmarks far apart (NCCL's default is 10)")
     p.add_argument("--dtype", choices=sorted(_DTYPES), default="bf16" if torch.cuda.is_available() else "fp32")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     return p
 
 
-def _init_distributed(device: str) -> tuple[DistInfo, str]:
+def _init_distributed(device: str, timeout_min: float = 180.0) -> tuple[DistInfo, str]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo(), device
+    from datetime import timedelta
+
     import torch.distributed as dist
 
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda"):
         torch.cuda.set_device(local_rank)
         device = f"cuda:{local_rank}"
-    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    # Explicit: a rank that finishes its share of a benchmark early waits at the barrier for the slowest.
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", timeout=timedelta(minutes=timeout_min))
     return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(), barrier=dist.barrier), device
 
 
@@ -108,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         from .judge import Judge
 
         judge = Judge(base_url=args.judge_url, model=args.judge_model)
-    dist_info, device = _init_distributed(args.device)
+    dist_info, device = _init_distributed(args.device, args.dist_timeout_min)
     if args.model is None:
         cfg0 = RunConfig(data_root=args.data_root, out_dir=args.out)
         if any(not read_cache(cache_dir(cfg0, get_benchmark(n))) for n in names):

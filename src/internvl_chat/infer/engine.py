@@ -212,10 +212,13 @@ class InferenceEngine:
 
         from ..model import InternVLChatModel
 
+        from ..model.device_map import resolve_device_map
+        from ..model.loading import read_config
+
         path = Path(path)
-        model = InternVLChatModel.from_pretrained(path, dtype=dtype)
-        if device:
-            model = model.to(device)
+        # Placed at load time (never a full copy on the host first), split over GPUs for auto / cuda.
+        device_map = resolve_device_map(device, read_config(path).llm_config.num_hidden_layers)
+        model = InternVLChatModel.from_pretrained(path, dtype=dtype, device_map=device_map)
         tokenizer = AutoTokenizer.from_pretrained(path)
         return cls(model, tokenizer, **kwargs)
 
