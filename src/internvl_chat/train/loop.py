@@ -35,6 +35,7 @@ from .checkpoint import export_pretrained, latest_checkpoint, load_checkpoint, r
 from .config import TrainConfig
 from .data import MODEL_KEYS, build_train_data, model_inputs  # noqa: F401 (MODEL_KEYS: re-exported)
 from .flops import flop_model, peak_flops_per_device, sample_lengths
+from .gc_control import ManualGC
 from .lora import count_parameters, set_frozen_eval
 from .model_setup import build_sharded_model
 from .monitor import Monitor, plot_loss_curve
@@ -134,7 +135,7 @@ def _train(cfg: TrainConfig, info: DistInfo, dataset) -> TrainResult:
     model, tokenizer = build_sharded_model(cfg, info)
     data = build_train_data(cfg, tokenizer, model, info, dataset)
     total = cfg.schedule.max_steps or max(1, int(cfg.schedule.num_train_epochs * data.steps_per_epoch))
-    optimizer = build_optimizer(model, cfg.optim)
+    optimizer = build_optimizer(model, cfg.optim, fused=cfg.parallel.fused_optimizer)
     scheduler = build_scheduler(optimizer, cfg.schedule, total)
     state = LoopState()
     seed_everything(cfg.seed + 1000 * info.rank + 1)  # per-rank streams (drop path, LoRA dropout)
@@ -184,7 +185,7 @@ def _train(cfg: TrainConfig, info: DistInfo, dataset) -> TrainResult:
     model.train()
     set_frozen_eval(model, cfg.tune)
     trainable_params = [p for p in model.parameters() if p.requires_grad]
-    with StopSignal() as stop:
+    with StopSignal() as stop, ManualGC(cfg.parallel.gc_every) as collector:
         loader = iter(data.loader())
         epoch_steps = data.epoch_steps(state.epoch)
         while state.step < total:
@@ -237,6 +238,7 @@ def _train(cfg: TrainConfig, info: DistInfo, dataset) -> TrainResult:
             state.step += 1
             state.step_in_epoch += 1
             state.tokens_seen += int(tokens)
+            collector.step(state.step)
             dt = time.perf_counter() - t0
             monitor.log({"step": state.step, "loss": loss, "lr": lr, "grad_norm": grad_norm,
                          "tokens_per_s": tokens / dt, "samples_per_s": samples / dt, "mfu": flops / (dt * peak),

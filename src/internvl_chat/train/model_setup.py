@@ -103,7 +103,7 @@ def build_sharded_model(cfg: TrainConfig, info: DistInfo):
     cast_frozen(model, param_dtype(cfg.parallel, info.device))  # ...but only for what trains
     model.img_context_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)
     if cfg.parallel.activation_checkpointing:
-        enable_activation_checkpointing(model)
+        enable_activation_checkpointing(model, cfg.parallel.activation_checkpointing_every)
     shard_model(model, cfg.parallel, info)
     materialise_from_rank0(model, source, info, cfg.parallel.cpu_offload)
     del source
