@@ -80,3 +80,25 @@ def test_gc_is_off_in_the_loop_and_collected_on_schedule():
     assert gc.isenabled()
     with ManualGC(0):
         assert gc.isenabled()
+
+
+def test_background_checkpoints_hold_what_a_synchronous_save_holds(tmp_path):
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    from internvl_chat.train import train
+
+    saved = {}
+    for mode in ("true", "false"):
+        out = tmp_path / mode
+        cfg = load_config("configs/tiny.yaml", [f"output_dir={out}", "max_steps=4", "save_every=2", "keep_last=2",
+                                                f"async_checkpoint={mode}", "export=false", "num_threads=1",
+                                                "progress_bar=false", "tensorboard=false", "plot=false",
+                                                "data.synthetic_train=8"])
+        assert train(cfg).status == "completed"
+        assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_2", "step_4"]
+        dcp_to_torch_save(out / "checkpoints" / "step_2", tmp_path / f"{mode}.pt")
+        saved[mode] = torch.load(tmp_path / f"{mode}.pt", weights_only=True)
+    background, sync = saved["true"]["model"], saved["false"]["model"]
+    assert background.keys() == sync.keys()
+    for k in sync:
+        assert torch.equal(background[k], sync[k]), k

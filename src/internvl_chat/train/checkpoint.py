@@ -83,9 +83,62 @@ def _write_json(path: Path, obj) -> None:
     tmp.replace(path)
 
 
+_CKPT_GROUP = None
+
+
+def _background_group():
+    """A gloo group of its own for the background writer's collectives: they run in another thread
+    and must not interleave with the training's collectives on the default group (created once,
+    collectively; even a gloo default group corrupts when two threads share it)."""
+    global _CKPT_GROUP
+    world = dist.group.WORLD
+    if _CKPT_GROUP is None or _CKPT_GROUP[0] is not world:  # a new default group (tests re-initialise)
+        _CKPT_GROUP = (world, dist.new_group(backend="gloo"))
+    return _CKPT_GROUP[1]
+
+
+class PendingCheckpoint:
+    """A checkpoint being written in the background. `wait()` (collective) completes it: once every
+    rank's shards are on disk, rank 0 renames `step_N.tmp` to `step_N` and prunes old ones."""
+
+    def __init__(self, future, root: Path, tmp: Path, final: Path, keep_last: int):
+        self.future, self.root, self.tmp, self.final, self.keep_last = future, root, tmp, final, keep_last
+
+    def poll(self, device) -> bool:
+        """Collective, cheap: publish the checkpoint if every rank has finished writing; True once published."""
+        if self.future is None:
+            return True
+        done = torch.tensor([float(self.future.done())], device=device)
+        dist.all_reduce(done, op=dist.ReduceOp.MIN)
+        if float(done) > 0:
+            self.wait()
+            return True
+        return False
+
+    def wait(self) -> Path:
+        if self.future is not None:
+            self.future.result()
+            self.future = None
+            dist.barrier()
+            if dist.get_rank() == 0:
+                _publish(self.root, self.tmp, self.final, self.keep_last)
+            dist.barrier()
+        return self.final
+
+
+def _publish(root: Path, tmp: Path, final: Path, keep_last: int) -> None:
+    if final.exists():  # the same step saved before (e.g. pre-emption right after a periodic save)
+        shutil.rmtree(final)
+    tmp.rename(final)
+    for _, old in complete_checkpoints(root)[:-keep_last]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def save_checkpoint(root: str | Path, step: int, model, optimizer, trainer_state: dict, rank_state: dict,
-                    keep_last: int = 1) -> Path:
-    """Collective: every rank calls it. Returns the final folder."""
+                    keep_last: int = 1, background: bool = False) -> Path | PendingCheckpoint:
+    """Collective: every rank calls it. Returns the final folder, or with `background=True` a
+    `PendingCheckpoint` (dcp.async_save: the shards are staged to host memory now and written while
+    training goes on) whose `wait()` must be called before the next save and before exit."""
     root = Path(root)
     rank = dist.get_rank()
     final, tmp = root / f"step_{step}", root / f"step_{step}.tmp"
@@ -96,17 +149,19 @@ def save_checkpoint(root: str | Path, step: int, model, optimizer, trainer_state
         tmp.mkdir()
     dist.barrier()
     model_sd, optim_sd = get_state_dict(model, optimizer)
-    dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp))
+    state = {"model": model_sd, "optim": optim_sd}
+    if background:
+        future = dcp.async_save(state, checkpoint_id=str(tmp), process_group=_background_group())
+    else:
+        dcp.save(state, checkpoint_id=str(tmp))
     _write_json(tmp / f"rank_{rank}.json", rank_state)
     if rank == 0:
         _write_json(tmp / TRAINER_STATE, trainer_state)
+    if background:
+        return PendingCheckpoint(future, root, tmp, final, keep_last)
     dist.barrier()
     if rank == 0:
-        if final.exists():  # the same step saved before (e.g. pre-emption right after a periodic save)
-            shutil.rmtree(final)
-        tmp.rename(final)
-        for _, old in complete_checkpoints(root)[:-keep_last]:
-            shutil.rmtree(old, ignore_errors=True)
+        _publish(root, tmp, final, keep_last)
     dist.barrier()
     return final
 

@@ -117,7 +117,6 @@ class ParallelConfig:
     num_threads: int = 0  # CPU threads per process (0: torch's default; torchrun sets 1 per process)
     gc_every: int = 50  # Python GC off in the loop, collected every N steps on all ranks (0: leave GC alone)
     fused_optimizer: bool = True  # torch.optim.AdamW(fused=True) when the parameters are on CUDA
-    async_checkpoint: bool = True  # periodic checkpoints written in the background (dcp.async_save)
 
 
 @dataclass
@@ -125,6 +124,7 @@ class CheckpointConfig:
     save_every: int = 200  # also saves at the end; 0 = no checkpoints except on a stop (benchmarks)
     keep_last: int = 1
     resume: bool = True  # resume from the newest complete checkpoint in output_dir
+    async_checkpoint: bool = True  # periodic checkpoints written in the background (dcp.async_save)
     export: bool = True  # consolidated save_pretrained at the end
     export_max_shard_size: str = "5GB"
 

@@ -172,14 +172,24 @@ def _train(cfg: TrainConfig, info: DistInfo, dataset) -> TrainResult:
         f"{data.steps_per_epoch} steps per epoch")
     rejects = RejectLog(out / "rejects" / f"rank_{info.rank}.jsonl", max_reject_fraction=1.0)
 
-    def save(reason: str) -> Path:
+    pending = None  # a periodic checkpoint still being written in the background
+
+    def save(reason: str, background: bool = False) -> Path:
+        nonlocal pending
+        if pending is not None:
+            pending.wait()
+            pending = None
         loop = asdict(state)
         trainer_state = {"step": state.step, "total_steps": total, "world_size": info.world_size, "loop": loop,
                          "scheduler": scheduler.state_dict(), "reason": reason, "config": cfg.to_dict()}
         rank_state = {"consumed": state.consumed, "sampler": data.sampler.state_dict(consumed=state.consumed),
                       "rng": rng_state()}
-        return save_checkpoint(ckpt_root, state.step, model, optimizer, trainer_state, rank_state,
-                               cfg.checkpoint.keep_last)
+        result = save_checkpoint(ckpt_root, state.step, model, optimizer, trainer_state, rank_state,
+                                 cfg.checkpoint.keep_last, background=background)
+        if background:
+            pending = result
+            return result.final
+        return result
 
     status, message = "completed", ""
     model.train()
@@ -239,6 +249,8 @@ def _train(cfg: TrainConfig, info: DistInfo, dataset) -> TrainResult:
             state.step_in_epoch += 1
             state.tokens_seen += int(tokens)
             collector.step(state.step)
+            if pending is not None and pending.poll(info.device):  # published as soon as it is on disk
+                pending = None
             dt = time.perf_counter() - t0
             monitor.log({"step": state.step, "loss": loss, "lr": lr, "grad_norm": grad_norm,
                          "tokens_per_s": tokens / dt, "samples_per_s": samples / dt, "mfu": flops / (dt * peak),
@@ -261,10 +273,14 @@ def _train(cfg: TrainConfig, info: DistInfo, dataset) -> TrainResult:
             every = cfg.checkpoint.save_every
             # save_every=0 turns periodic and final checkpoints off (benchmarks); stops always save.
             if (every > 0 and (state.step % every == 0 or state.step == total)) or status != "completed":
-                path = save(status)
-                monitor.message(f"[train] checkpoint {path}")
+                # Periodic saves are written in the background; the last one and stops are not.
+                background = cfg.checkpoint.async_checkpoint and status == "completed" and state.step < total
+                path = save(status, background)
+                monitor.message(f"[train] checkpoint {path}{' (writing in the background)' if background else ''}")
             if status != "completed":
                 break
+        if pending is not None:
+            pending.wait()
     rejects.close()
     export_dir = None
     if status == "completed":
