@@ -14,6 +14,7 @@ from torch.distributed.fsdp import FSDPModule
 from internvl_chat.model.presets import build_tiny_model
 from internvl_chat.train import load_config
 from internvl_chat.train.gc_control import ManualGC
+from internvl_chat.train import model_setup, parallel
 from internvl_chat.train.model_setup import build_sharded_model
 from internvl_chat.train.optim import use_fused
 from internvl_chat.train.parallel import extra_groups, init_distributed
@@ -21,14 +22,18 @@ from internvl_chat.train.parallel import extra_groups, init_distributed
 
 @pytest.fixture(scope="module")
 def sharded(tmp_path_factory):
+    """The tiny model sharded as with 2+ processes (extra groups on), in a one-rank group."""
     cfg = load_config("configs/tiny.yaml", [f"output_dir={tmp_path_factory.mktemp('o')}",
                                             "model.preset_args={image_size: 56, llm_layers: 4, vit_layers: 4}",
                                             "activation_checkpointing_every=2"])
     owns = not dist.is_initialized()
     info = init_distributed("gloo")
+    real = parallel.shard_model
     try:
+        model_setup.shard_model = lambda m, c, i: real(m, c, i, extra=True)
         model, _ = build_sharded_model(cfg, info)
     finally:
+        model_setup.shard_model = real
         if owns:
             dist.destroy_process_group()
     return model

@@ -119,8 +119,11 @@ def extra_groups(model: nn.Module) -> list[tuple[list[nn.Module], bool]]:
     return groups
 
 
-def shard_model(model: nn.Module, cfg: ParallelConfig, info: DistInfo) -> nn.Module:
-    """Apply FSDP2 in place (blocks first, then the root) and return the model."""
+def shard_model(model: nn.Module, cfg: ParallelConfig, info: DistInfo, extra: bool | None = None) -> nn.Module:
+    """Apply FSDP2 in place (blocks, the `extra_groups`, then the root) and return the model.
+
+    `extra` (default: with 2+ processes) shards the embeddings/head/projector groups separately; one
+    process has nothing to overlap, and on a CPU the extra groups' hooks cost a few % of a tiny step."""
     if cfg.cpu_offload and info.device.type != "cuda":
         raise ValueError("parallel.cpu_offload needs a GPU (on CPU the parameters already live in host memory)")
     mesh = init_device_mesh(info.device.type, (info.world_size,))
@@ -136,7 +139,7 @@ def shard_model(model: nn.Module, cfg: ParallelConfig, info: DistInfo) -> nn.Mod
             block.compile()
         fully_shard(block, mesh=mesh, mp_policy=mp, offload_policy=offload,
                     reshard_after_forward=cfg.reshard_after_forward)
-    for modules, reshard in extra_groups(model):
+    for modules, reshard in (extra_groups(model) if (info.world_size > 1 if extra is None else extra) else []):
         fully_shard(modules if len(modules) > 1 else modules[0], mesh=mesh, mp_policy=mp, offload_policy=offload,
                     reshard_after_forward=reshard and cfg.reshard_after_forward)
     # The root keeps what is left (ViT/LLM odds and ends: a few KB), gathered through the step.
