@@ -9,17 +9,13 @@ from .formats import MetaError
 
 
 def _tokenizer(path: str | None, console):
-    from ..model.tokenizer import add_internvl_tokens, build_tiny_tokenizer
+    from ..model.tokenizer import build_tiny_tokenizer, load_tokenizer
 
     if path is None:
         console.print("[yellow]no --tokenizer given: using the built-in tiny tokenizer, so token lengths are "
                       "approximate (pass the model or LLM folder for exact lengths)[/yellow]")
         return build_tiny_tokenizer()
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(path, use_fast=True)  # never trust_remote_code
-    add_internvl_tokens(tok)
-    return tok
+    return load_tokenizer(path)  # never runs remote code
 
 
 def _common(p: argparse.ArgumentParser) -> None:

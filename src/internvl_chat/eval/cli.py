@@ -33,17 +33,15 @@ class LazyModelGenerator:
 
     def __call__(self, images, prompts, generation_config):
         if self._inner is None:
-            from transformers import AutoTokenizer
-
             from ..model import InternVLChatModel
-
             from ..model.device_map import resolve_device_map
             from ..model.loading import read_config
+            from ..model.tokenizer import load_tokenizer
 
             layers = read_config(self.model_dir).llm_config.num_hidden_layers
             device_map = resolve_device_map(self.device, layers)  # auto / cuda: split over the GPUs
             model = InternVLChatModel.from_pretrained(self.model_dir, dtype=self.dtype, device_map=device_map).eval()
-            tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+            tokenizer = load_tokenizer(self.model_dir)
             self._inner = ModelGenerator(model, tokenizer)
         return self._inner(images, prompts, generation_config)
 
@@ -73,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
                         "between benchmarks far apart (NCCL's default is 10)")
     p.add_argument("--dtype", choices=sorted(_DTYPES), default="bf16" if torch.cuda.is_available() else "fp32")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--oracle", action="store_true",
+                   help="score the gold answers instead of a model (checks data and scoring; max score expected); "
+                        "writes OUT/<benchmark>-oracle/")
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     return p
 
@@ -97,6 +98,16 @@ def _init_distributed(device: str, timeout_min: float = 180.0) -> tuple[DistInfo
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .benchmarks import BenchmarkDataError
+
+    try:
+        return _main(argv)
+    except BenchmarkDataError as e:  # a user's data problem: one line, exit 2, no traceback
+        print(f"internvl-chat eval: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None = None) -> int:
     p = _parser()
     args = p.parse_args(argv)
     if args.list:
@@ -124,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
 
         judge = Judge(base_url=args.judge_url, model=args.judge_model)
     dist_info, device = _init_distributed(args.device, args.dist_timeout_min)
-    if args.model is None:
+    if args.oracle and args.blank_images:
+        p.error("--oracle and --blank-images do not go together")
+    if args.model is None and not args.oracle:
         cfg0 = RunConfig(data_root=args.data_root, out_dir=args.out)
         if any(not read_cache(cache_dir(cfg0, get_benchmark(n))) for n in names):
             p.error("--model is required unless every benchmark is already cached under --out")
@@ -135,13 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     for blank in passes:
         cfg = RunConfig(data_root=args.data_root, out_dir=args.out, batch_size=args.batch_size, limit=args.limit,
                         flavour=args.flavour, judge=judge, blank_images=blank, max_new_tokens=args.max_new_tokens,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, oracle=args.oracle)
         runs += evaluate(names, generator, cfg, dist_info)
 
     if dist_info.is_main:
         from .report import ReportInfo, markdown, table_rows, write_report
 
-        info = ReportInfo(model=str(args.model), flavour=args.flavour, judge=judge.describe() if judge else None,
+        info = ReportInfo(model="oracle (gold answers)" if args.oracle else str(args.model), flavour=args.flavour, judge=judge.describe() if judge else None,
                           data_root=str(args.data_root), batch_size=args.batch_size, limit=args.limit)
         paths = write_report(runs, args.out, info)
         for run in runs:
