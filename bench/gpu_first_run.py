@@ -10,6 +10,8 @@ runs; the summary is rewritten after every step, so an interrupted run still lea
   SDPA against each sample alone, and flash-attention without the varlen offsets (the old bug);
 - tiny_train_*: configs/tiny.yaml in fp32 and bf16, SDPA and flash-attention, and bf16 + packing
   (fp32 + flash-attention must be refused with a clear message);
+- host_syncs: device-to-host synchronisations in one padded and one packed micro-batch (CUDA's
+  sync debug mode; informational);
 - throughput_1b_packing / throughput_1b_padding: bench/train_throughput.py --gpu-preset 1b
   (tokens/s, MFU, max_memory_reserved);
 - chat / chat_auto / serve: a tiny model answering on the GPU (`--device cuda`, `--device auto`).
@@ -139,9 +141,55 @@ def packed_losses_main(cpu: bool) -> dict:
             "max_abs_diff_vs_alone": {k: float((v - ref).abs().max()) for k, v in packed.items()}}
 
 
+def step_host_syncs(ctx) -> dict:
+    """In a subprocess: see `host_syncs_main` (GPU only: CUDA's sync debug mode counts them)."""
+    if ctx.cpu:
+        raise Skip("counts CUDA synchronisations")
+    done = _run([sys.executable, __file__, "--host-syncs-only"], ctx.timeout(180))
+    if done.returncode != 0:
+        raise RuntimeError(_tail(done.stderr))
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def host_syncs_main() -> dict:
+    """Device-to-host synchronisations in one training micro-batch (forward + backward) of a bf16 tiny
+    model, padded and packed; informational: the next session sees which ones remain."""
+    import warnings
+
+    import torch
+
+    from internvl_chat.data import Collator, preprocess
+    from internvl_chat.model.presets import build_tiny_model
+    from internvl_chat.train.data import model_inputs
+
+    model, tok = build_tiny_model(llm_hidden=256, llm_layers=2, dtype=torch.bfloat16)
+    model = model.cuda().train()
+    items = []
+    for k in range(4):
+        conv = [{"from": "human", "value": "describe " * (k + 1)}, {"from": "gpt", "value": "a square " * (k + 2)}]
+        items.append({**preprocess(conv, tok, "Hermes-2", model.num_image_token, 512, text_only=True),
+                      "pixel_values": torch.zeros(1, 3, 56, 56), "image_flags": torch.tensor([0]),
+                      "dataset": "t", "id": str(k), "truncated": 0})
+    out = {}
+    for name, collate in (("padded", Collator(tok.pad_token_id)),
+                          ("packed", Collator(tok.pad_token_id, pack=True, token_budget=512, mask="position_ids"))):
+        batch = collate(items)
+        model(**model_inputs(batch, torch.device("cuda")), use_cache=False, loss_only=True).loss.backward()  # warm
+        torch.cuda.synchronize()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            loss = model(**model_inputs(batch, torch.device("cuda")), use_cache=False, loss_only=True).loss
+            loss.backward()
+            torch.cuda.set_sync_debug_mode("default")
+        syncs = [str(w.message).splitlines()[0][:160] for w in caught if "synchroniz" in str(w.message)]
+        out[name] = {"syncs": len(syncs), "first": syncs[:5]}
+    return out
+
+
 def _train(ctx, name: str, overrides: list[str]) -> dict:
     out = ctx.work / name
-    steps = 2 if ctx.cpu else 6
+    steps = 2 if ctx.cpu else 4
     cmd = [sys.executable, "-m", "internvl_chat.train", str(ROOT / "configs" / "tiny.yaml"), f"output_dir={out}",
            f"max_steps={steps}", "data.synthetic_train=8", *TINY, *QUIET, *overrides]
     t0 = time.perf_counter()
@@ -257,18 +305,19 @@ def step_serve(ctx) -> dict:
 STEPS = [
     ("environment", step_environment),
     ("packed_losses", step_packed_losses),
+    ("host_syncs", step_host_syncs),
     ("tiny_train_fp32_sdpa", _tiny_case("fp32", "sdpa")),
     ("tiny_train_fp32_default", _tiny_case("fp32", None)),
     ("tiny_train_fp32_flash_refused", _tiny_case("fp32", "flash_attention_2")),
     ("tiny_train_bf16_sdpa", _tiny_case("bf16", "sdpa")),
     ("tiny_train_bf16_flash", _tiny_case("bf16", "flash_attention_2")),
     ("tiny_train_bf16_flash_packing", _tiny_case("bf16", "flash_attention_2", packing=True)),
-    ("throughput_1b_packing", _throughput(True)),
-    ("throughput_1b_padding", _throughput(False)),
     ("chat", _chat("cuda")),  # the tiny model is saved in fp32: SDPA
     ("chat_bf16", _chat("cuda", "bfloat16")),  # flash-attention where installed
     ("chat_auto", _chat("auto")),
     ("serve", step_serve),
+    ("throughput_1b_packing", _throughput(True)),
+    ("throughput_1b_padding", _throughput(False)),
 ]
 
 
@@ -290,9 +339,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-s", type=float, default=570, help="stop starting steps after this long")
     p.add_argument("--only", default=None, help="comma-separated step names")
     p.add_argument("--packed-losses-only", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--host-syncs-only", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.packed_losses_only:
         print(json.dumps(packed_losses_main(args.cpu)))
+        return 0
+    if args.host_syncs_only:
+        print(json.dumps(host_syncs_main()))
         return 0
     import torch
 

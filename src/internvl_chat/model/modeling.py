@@ -243,7 +243,9 @@ class InternVLChatModel(PreTrainedModel):
         shift_labels = labels[:, 1:]
         keep = shift_labels != IGNORE_INDEX
         logits = self.language_model.get_output_embeddings()(hidden[:, :-1][keep])
-        targets = shift_labels[keep]
+        # Labels may stay in host memory (the trainer keeps them there): the mask is then built on the host
+        # and selecting the supervised positions needs no device-to-host sync.
+        targets = shift_labels[keep].to(logits.device, non_blocking=True)
         if num_items_in_batch is None and not targets.numel():
             return logits.sum() * 0.0  # nothing supervised: a zero loss rather than the mean of nothing
         return _token_loss(logits, targets, num_items_in_batch)

@@ -25,16 +25,20 @@ from .parallel import DistInfo
 
 
 MODEL_KEYS = ("input_ids", "labels", "attention_mask", "position_ids", "pixel_values", "image_flags")
+# Only used to select rows/positions: kept on the host, so the model's boolean selections on them
+# (supervised positions, images with flag 1) need no device-to-host sync per micro-batch.
+HOST_KEYS = ("labels", "image_flags")
 
 
 def model_inputs(batch: dict, device: torch.device) -> dict:
-    """The model's keyword arguments for one micro-batch, on `device`.
+    """The model's keyword arguments for one micro-batch, on `device` (HOST_KEYS stay on the host).
 
     Copies are non-blocking (the loader pins host memory on GPU runs), and a packed
     batch carries its flash-attention varlen offsets (`cu_seq_lens_*`, `max_length_*`):
     without them flash-attention lets the samples of a row attend to each other.
     """
-    inputs = {k: (batch[k].to(device, non_blocking=True) if batch.get(k) is not None else None) for k in MODEL_KEYS}
+    inputs = {k: (batch[k].to(device, non_blocking=True) if batch.get(k) is not None and k not in HOST_KEYS
+                  else batch.get(k)) for k in MODEL_KEYS}
     inputs.update(varlen_kwargs(batch, device))
     return inputs
 
