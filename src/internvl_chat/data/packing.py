@@ -19,7 +19,8 @@ from .collate import _bookkeeping, _images, empty_batch, split_rejects
 #   "4d": (B,1,N,N) bool block-diagonal causal mask (SDPA; any use_cache setting);
 #   "4d_additive": the same as 0/-inf floats (eager attention adds the mask to the scores);
 #   "position_ids": attention_mask None; transformers infers the blocks from the restarting
-#       position ids (only with use_cache=False) and flash-attention uses them for varlen.
+#       position ids (only with use_cache=False); flash-attention does so only for a one-row
+#       batch, so the trainer also passes `varlen_kwargs(batch)` (cu_seq_lens, max_length).
 MASK_FORMATS = ("4d", "4d_additive", "position_ids")
 
 
