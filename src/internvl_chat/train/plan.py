@@ -1,0 +1,159 @@
+"""`internvl-chat plan CONFIG.yaml [key=value ...] --world-size N --gpu NAME`: will the run fit, and what will it cost?
+
+The configured model is built at full size on the meta device with the trainer's
+own `build_skeleton` (tuning flags, activation checkpointing, FSDP2 sharding and
+mixed precision), a `fake` process group of world size N stands in for the
+cluster, and one training step of the recipe's micro-batch shape runs under
+`FakeTensorMode` with `FSDPMemTracker` (see plan_step.py). Nothing is
+materialised: the 40B recipe plans in a few hundred MB of RAM.
+
+A GPU fits the plan when  tracked peak x (1 + fragmentation) + fixed margin  <=
+its memory. The fixed margin stands for what the tracker cannot see (CUDA
+context, NCCL buffers, cuBLAS workspaces); the fragmentation factor for the
+caching allocator's slack. Both are assumptions, printed with the result and
+settable (--margin-gib, --fragmentation).
+
+Exit codes: 0 fits, 1 does not fit (the cheapest change that fits is printed),
+2 bad input (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.distributed as dist
+
+from .config import TrainConfig
+from .plan_model import PlannedModel, planned_model
+from .plan_step import PlanBatch, StepMemory, dcp_bytes, known_counts, tracked_step
+
+GIB = 1024 ** 3
+
+
+@dataclass
+class Target:
+    """The machine planned for."""
+
+    world_size: int
+    capacity_bytes: int
+    peak_flops: float  # dense bf16 per device
+    gpu: str = "custom"
+    margin_bytes: int = 3 * GIB  # CUDA context + NCCL + cuBLAS workspaces, per GPU
+    fragmentation: float = 0.10  # caching-allocator slack on top of the tracked peak
+    mfu: float = 0.40
+    device: str = "cuda"  # what parallel.dtype=auto resolves for ("cpu" only to validate against CPU runs)
+
+
+@dataclass
+class Plan:
+    cfg: TrainConfig
+    target: Target
+    params_total: int
+    params_trainable: int
+    accumulation: int
+    batch: PlanBatch
+    memory: StepMemory
+    dcp_bytes_per_rank: int
+    flops_per_micro_batch: float
+    offloaded: bool = False
+    seconds: float = 0.0
+    note: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def device_peak_bytes(self) -> int:
+        """Tracked peak on the GPU: with cpu_offload the sharded states live in host memory."""
+        return self.memory.host_resident_peak_bytes if self.offloaded else self.memory.peak_bytes
+
+    @property
+    def required_bytes(self) -> int:
+        return int(self.device_peak_bytes * (1 + self.target.fragmentation)) + self.target.margin_bytes
+
+    @property
+    def fits(self) -> bool:
+        return self.required_bytes <= self.target.capacity_bytes
+
+    @property
+    def states_bytes(self) -> int:
+        m = self.memory
+        return m.params_bytes + m.grads_bytes + m.optimizer_bytes
+
+
+def _progress(message: str, start: float, stream=sys.stderr) -> None:
+    end = "\r" if stream.isatty() else "\n"
+    stream.write(f"[plan] {time.perf_counter() - start:6.1f}s  {message}".ljust(79) + end)
+    stream.flush()
+
+
+def recipe_batch(cfg: TrainConfig, pm: PlannedModel, images_per_row: int | None,
+                 supervised_fraction: float) -> PlanBatch:
+    """per_device rows of max_seq_length tokens: padded rows are at most that long, packed rows are that
+    long. Images: one per row (padded), or as many as fit when packing, unless given."""
+    seq, ntok = cfg.data.max_seq_length, pm.config.num_image_token
+    if images_per_row is None:
+        images_per_row = max(1, seq // (2 * (ntok + 2))) if cfg.data.packing else 1
+    rows = cfg.batch.per_device_batch_size
+    size = pm.config.force_image_size or pm.config.vision_config.image_size
+    return PlanBatch(rows, seq, rows * images_per_row, size, ntok, supervised_fraction)
+
+
+def _planning_cfg(cfg: TrainConfig, target: Target) -> tuple[TrainConfig, bool]:
+    """The config handed to the trainer's functions on this CPU: dtype=auto resolved as on the target, and
+    cpu_offload taken out (shard_model refuses it without a GPU) and accounted for after the step."""
+    plan_cfg = copy.deepcopy(cfg)
+    if plan_cfg.parallel.dtype == "auto":
+        plan_cfg.parallel.dtype = "bf16" if target.device == "cuda" else "fp32"
+    offloaded = plan_cfg.parallel.cpu_offload
+    plan_cfg.parallel.cpu_offload = False
+    return plan_cfg, offloaded
+
+
+def plan(cfg: TrainConfig, target: Target, *, images_per_row: int | None = None, supervised_fraction: float = 0.5,
+         progress=None) -> Plan:
+    """Plan `cfg` on `target`; owns a fake process group for the duration (none may exist yet)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.testing._internal.distributed.fake_pg import FakeStore
+
+    from .flops import flop_model
+    from .model_setup import build_skeleton
+    from .optim import build_optimizer
+    from .parallel import DistInfo
+
+    start = time.perf_counter()
+    say = progress or (lambda msg: None)
+    accumulation = cfg.gradient_accumulation(target.world_size)
+    if dist.is_initialized():
+        raise RuntimeError("plan() needs to create its own fake process group; one is already initialised")
+    pm = planned_model(cfg)
+    batch = recipe_batch(cfg, pm, images_per_row, supervised_fraction)
+    real_batch = batch.build(pm.token_ids, pm.config.llm_config.vocab_size)
+    counts = known_counts(real_batch, pm.token_ids["<IMG_CONTEXT>"])
+    plan_cfg, offloaded = _planning_cfg(cfg, target)
+    dist.init_process_group("fake", store=FakeStore(), rank=0, world_size=target.world_size)
+    try:
+        say(f"building the model on meta and sharding it over {target.world_size} fake ranks")
+        model = build_skeleton(plan_cfg, pm.config, pm.token_ids["<IMG_CONTEXT>"],
+                               DistInfo(0, target.world_size, 0, torch.device("cpu")))
+        params_total = sum(p.numel() for p in model.parameters())
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+            model.to_empty(device="cpu")
+            optimizer = build_optimizer(model, plan_cfg.optim)
+            fake_batch = {k: mode.from_tensor(v) for k, v in real_batch.items()}
+            say(f"one training step of {params_total / 1e9:.2f}B parameters on fake tensors "
+                f"({batch.rows} x {batch.seq_len} tokens, {batch.images} images)")
+            memory = tracked_step(model, optimizer, fake_batch, world_size=target.world_size,
+                                  max_grad_norm=cfg.optim.max_grad_norm, tune=cfg.tune,
+                                  accumulating=accumulation > 1, fake=True, counts=counts, progress=say)
+            say("checkpoint sizes")
+            ckpt = dcp_bytes(model, optimizer)
+        supervised = counts[tuple(real_batch["labels"][:, 1:].shape)]
+        flops = flop_model(model).step_flops(batch.images, [batch.seq_len] * batch.rows, supervised)
+    finally:
+        dist.destroy_process_group()
+    return Plan(cfg, target, params_total, trainable, accumulation, batch, memory, ckpt, flops, offloaded,
+                time.perf_counter() - start, pm.note)
