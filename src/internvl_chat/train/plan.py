@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -59,10 +59,13 @@ class Plan:
     memory: StepMemory
     dcp_bytes_per_rank: int
     flops_per_micro_batch: float
+    flop_model: object = None  # flops.FlopModel of the planned model
+    supervised_tokens: int = 0  # in the planned micro-batch
+    plan_cfg_dtype: str = "bf16"  # parameter dtype FSDP computes in on the target
     offloaded: bool = False
     seconds: float = 0.0
     note: str = ""
-    extra: dict = field(default_factory=dict)
+    config_path: str | None = None
 
     @property
     def device_peak_bytes(self) -> int:
@@ -152,8 +155,132 @@ def plan(cfg: TrainConfig, target: Target, *, images_per_row: int | None = None,
             say("checkpoint sizes")
             ckpt = dcp_bytes(model, optimizer)
         supervised = counts[tuple(real_batch["labels"][:, 1:].shape)]
-        flops = flop_model(model).step_flops(batch.images, [batch.seq_len] * batch.rows, supervised)
+        fm = flop_model(model)
+        flops = fm.step_flops(batch.images, [batch.seq_len] * batch.rows, supervised)
     finally:
         dist.destroy_process_group()
-    return Plan(cfg, target, params_total, trainable, accumulation, batch, memory, ckpt, flops, offloaded,
-                time.perf_counter() - start, pm.note)
+    return Plan(cfg, target, params_total, trainable, accumulation, batch, memory, ckpt, flops, fm, supervised,
+                plan_cfg.parallel.dtype, offloaded, time.perf_counter() - start, pm.note)
+
+
+# -- command line ------------------------------------------------------------------------------
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(__import__("argparse").ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse would print the usage too)
+        raise _UsageError(message)
+
+
+def _parser():
+    from .plan_report import GPUS
+
+    p = _Parser(prog="internvl-chat plan", description="Will CONFIG fit on N GPUs, and what will it cost? "
+                "Plans one training step at full size on fake tensors (CPU only, nothing materialised).")
+    p.add_argument("config", help="training config (YAML)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, as for `internvl-chat train`")
+    p.add_argument("--world-size", type=int, required=True, help="number of GPUs (processes)")
+    p.add_argument("--gpu", help=f"one of {', '.join(GPUS)}")
+    p.add_argument("--gpu-memory", type=float, help="GPU memory in GiB (instead of --gpu)")
+    p.add_argument("--peak-tflops", type=float, default=312.0, help="with --gpu-memory: dense bf16 TFLOP/s per GPU")
+    p.add_argument("--mfu", type=float, default=0.40, help="model FLOPs utilisation for the hours (default 0.40)")
+    p.add_argument("--margin-gib", type=float, default=3.0, help="CUDA context + NCCL + workspaces per GPU (3 GiB)")
+    p.add_argument("--fragmentation", type=float, default=0.10, help="allocator slack on the tracked peak (0.10)")
+    p.add_argument("--samples", type=int, help="samples per epoch (default: from the configured data)")
+    p.add_argument("--mean-tokens", type=int, help="mean tokens per sample for the hours (default: max_seq_length)")
+    p.add_argument("--supervised-fraction", type=float, default=0.5, help="labelled share of each row (0.5)")
+    p.add_argument("--images-per-row", type=int, help="images per row (default 1; packing: as many as fit)")
+    p.add_argument("--no-suggest", action="store_true", help="do not re-plan when it does not fit")
+    p.add_argument("--json", help="also write the numbers as JSON to this file ('-': stdout)")
+    return p
+
+
+def _target(args) -> Target:
+    from .plan_report import GPUS
+
+    if args.world_size < 1:
+        raise _UsageError(f"--world-size must be >= 1, got {args.world_size}")
+    if (args.gpu is None) == (args.gpu_memory is None):
+        raise _UsageError("give exactly one of --gpu NAME or --gpu-memory GIB")
+    if not 0 < args.mfu <= 1:
+        raise _UsageError(f"--mfu must be in (0, 1], got {args.mfu}")
+    if args.margin_gib < 0 or args.fragmentation < 0:
+        raise _UsageError("--margin-gib and --fragmentation must be >= 0")
+    if not 0 < args.supervised_fraction <= 1:
+        raise _UsageError(f"--supervised-fraction must be in (0, 1], got {args.supervised_fraction}")
+    common = dict(margin_bytes=int(args.margin_gib * GIB), fragmentation=args.fragmentation, mfu=args.mfu)
+    if args.gpu is not None:
+        gpu = GPUS.get(args.gpu.lower())
+        if gpu is None:
+            raise _UsageError(f"unknown GPU {args.gpu!r}; known: {', '.join(GPUS)} (or use --gpu-memory GIB)")
+        return Target(args.world_size, gpu.memory_bytes, gpu.peak_flops, args.gpu.lower(), **common)
+    if args.gpu_memory <= 0 or args.peak_tflops <= 0:
+        raise _UsageError("--gpu-memory and --peak-tflops must be > 0")
+    return Target(args.world_size, int(args.gpu_memory * GIB), args.peak_tflops * 1e12,
+                  f"{args.gpu_memory:g} GiB GPU", **common)
+
+
+def _prepare(argv):
+    """(args, cfg, target, samples) or _UsageError / ConfigError for anything the user can fix."""
+    from ..data.formats import MetaError
+    from .config import ConfigError, load_config
+    from .plan_report import dataset_samples
+
+    args = _parser().parse_args(argv)
+    target = _target(args)
+    cfg = load_config(args.config, args.overrides)
+    cfg.gradient_accumulation(target.world_size)  # divisibility, before minutes of planning
+    if args.images_per_row is not None and args.images_per_row < 1:
+        raise _UsageError(f"--images-per-row must be >= 1, got {args.images_per_row}")
+    try:
+        samples = args.samples if args.samples is not None else dataset_samples(cfg)
+    except MetaError as e:
+        raise ConfigError(str(e)) from None
+    return args, cfg, target, samples
+
+
+def main(argv: list[str] | None = None) -> int:
+    import json
+
+    from rich.console import Console
+
+    from .config import ConfigError
+    from .plan_report import costs, render, to_json
+    from .plan_suggest import suggest
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args, cfg, target, samples = _prepare(argv)
+        start = time.perf_counter()
+        kw = dict(images_per_row=args.images_per_row, supervised_fraction=args.supervised_fraction)
+
+        def replan(c, t):
+            _progress(f"re-planning: world {t.world_size}, per-device batch {c.batch.per_device_batch_size}, "
+                      f"checkpointing {c.parallel.activation_checkpointing}", start)
+            return plan(c, t, progress=lambda msg: _progress(msg, start), **kw)
+
+        result = plan(cfg, target, progress=lambda msg: _progress(msg, start), **kw)
+    except (_UsageError, ConfigError, ValueError) as e:
+        print(f"internvl-chat plan: {e}", file=sys.stderr)
+        return 2
+    result.config_path = args.config
+    suggestion, alternatives = (None, []) if args.no_suggest else suggest(result, replan)
+    _progress(f"done in {time.perf_counter() - start:.0f} s", start)
+    cost = costs(result, samples, args.mean_tokens)
+    render(result, cost, suggestion, Console())
+    if not result.fits and suggestion is None and not args.no_suggest:
+        print("no single change tried fits (smaller batch, checkpointing, cpu_offload, up to 8x the GPUs)",
+              file=sys.stderr)
+    if args.json:
+        text = json.dumps(to_json(result, cost, suggestion, alternatives), indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            with open(args.json, "w", encoding="utf-8") as f:
+                f.write(text + "\n")
+    return 0 if result.fits else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
