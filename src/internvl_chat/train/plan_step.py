@@ -12,10 +12,12 @@ The step is the steady state of a run: the optimizer states exist already (step
 >= 2), and with gradient accumulation the gradients of the earlier micro-batches
 are held while the last one runs, since that micro-batch has the highest peak.
 
-Two things FakeTensorMode cannot do by itself are supplied here:
+What FakeTensorMode cannot do by itself is supplied here:
 - data-dependent shapes: the positions of <IMG_CONTEXT> tokens (`nonzero`) and the
   supervised tokens (boolean indexing) are counted on the real batch, built on the
   CPU first, and `_KnownCounts` answers those two ops with tensors of that length;
+- transformers cannot tell on fake position ids that a row holds one sample and would
+  build an explicit causal mask (SDPA's math kernel); `_one_sample_per_row` answers for it;
 - DTensor's sharding propagation runs ops on global-shape fake tensors under the
   active fake mode, which the tracker would count as allocations (a full copy of
   every gradient at clipping). `_separate_propagation_mode` gives it its own mode,
@@ -132,6 +134,21 @@ def _separate_propagation_mode():
         _sharding_prop.detect_fake_mode = saved
 
 
+@contextlib.contextmanager
+def _one_sample_per_row():
+    """transformers looks for packed sequences in the position ids and, on fake tensors, cannot read them,
+    so it assumes packing and builds an explicit (rows, 1, T, T) mask, which sends SDPA to its math kernel.
+    The planned rows hold one sample each; on real tensors the lookup returns None for them, as here."""
+    from transformers import masking_utils
+
+    saved = masking_utils.find_packed_sequence_indices
+    masking_utils.find_packed_sequence_indices = lambda position_ids: None
+    try:
+        yield
+    finally:
+        masking_utils.find_packed_sequence_indices = saved
+
+
 @dataclass
 class StepMemory:
     """Bytes per rank, from FSDPMemTracker. States are the steady state after the optimizer step;
@@ -197,7 +214,10 @@ def tracked_step(model, optimizer, batch: dict[str, torch.Tensor], *, world_size
     trainable = [p for p in model.parameters() if p.requires_grad]
     model.train()
     set_frozen_eval(model, tune)
-    guard = _separate_propagation_mode() if fake else contextlib.nullcontext()
+    guard = contextlib.ExitStack()
+    if fake:
+        guard.enter_context(_separate_propagation_mode())
+        guard.enter_context(_one_sample_per_row())
     with guard:
         for p in trainable:
             p.grad = torch.zeros_like(p)
