@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     suggestion, alternatives = (None, []) if args.no_suggest else suggest(result, replan)
     _progress(f"done in {time.perf_counter() - start:.0f} s", start)
     cost = costs(result, samples, args.mean_tokens)
-    render(result, cost, suggestion, Console())
+    render(result, cost, suggestion, Console(), alternatives)
     if not result.fits and suggestion is None and not args.no_suggest:
         print("no single change tried fits (smaller batch, checkpointing, cpu_offload, up to 8x the GPUs)",
               file=sys.stderr)

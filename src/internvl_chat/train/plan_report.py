@@ -120,7 +120,15 @@ def _gib(n: float | None) -> str:
     return f"{int(n)} B"
 
 
-def render(plan, cost: dict, suggestion: str | None, console) -> None:
+def describe(alternative: dict, capacity: int) -> str:
+    """One line on what a suggested change needs."""
+    text = f"needs {_gib(alternative['required_bytes'])} of {_gib(capacity)} per GPU"
+    if "host_bytes_per_rank" in alternative:
+        text += f"; the offloaded shards take {_gib(alternative['host_bytes_per_rank'])} of host RAM per GPU"
+    return text
+
+
+def render(plan, cost: dict, suggestion: str | None, console, alternatives: list | None = None) -> None:
     from rich.table import Table
 
     m, t = plan.memory, plan.target
@@ -152,6 +160,8 @@ def render(plan, cost: dict, suggestion: str | None, console) -> None:
         table.add_row(*row)
     console.print(table)
     if plan.note:
-        console.print(f"note: {plan.note}")
+        console.print(f"note: {plan.note}", soft_wrap=True)
     if suggestion:
-        console.print(f"suggestion: {suggestion}")
+        chosen = [a for a in alternatives or [] if a["override"] == suggestion]
+        detail = f"  ({describe(chosen[-1], t.capacity_bytes)})" if chosen else ""
+        console.print(f"suggestion: {suggestion}{detail}", soft_wrap=True)

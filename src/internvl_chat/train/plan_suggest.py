@@ -70,7 +70,9 @@ def suggest(base, replan) -> tuple[str | None, list[dict]]:
             return "parallel.activation_checkpointing=true", alternatives
     if not cfg.parallel.cpu_offload:
         offloaded = dataclasses.replace(base, cfg=_with(cfg, **{"parallel.cpu_offload": True}), offloaded=True)
-        if _record(alternatives, "parallel.cpu_offload=true", offloaded, False):
+        fits = _record(alternatives, "parallel.cpu_offload=true", offloaded, False)
+        alternatives[-1]["host_bytes_per_rank"] = base.states_bytes  # the offloaded shards, in host RAM
+        if fits:
             return "parallel.cpu_offload=true", alternatives
     for factor in (2, 4, 8):
         world = t.world_size * factor
