@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 from .plan_model import PlannedModel, planned_model
 from .plan_step import PlanBatch, StepMemory, dcp_bytes, known_counts, tracked_step
 
@@ -133,7 +133,10 @@ def plan(cfg: TrainConfig, target: Target, *, images_per_row: int | None = None,
         raise RuntimeError("plan() needs to create its own fake process group; one is already initialised")
     pm = planned_model(cfg)
     batch = recipe_batch(cfg, pm, images_per_row, supervised_fraction)
-    real_batch = batch.build(pm.token_ids, pm.config.llm_config.vocab_size)
+    try:
+        real_batch = batch.build(pm.token_ids, pm.config.llm_config.vocab_size)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     counts = known_counts(real_batch, pm.token_ids["<IMG_CONTEXT>"])
     plan_cfg, offloaded = _planning_cfg(cfg, target)
     dist.init_process_group("fake", store=FakeStore(), rank=0, world_size=target.world_size)
@@ -245,7 +248,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from rich.console import Console
 
-    from .config import ConfigError
     from .plan_report import costs, render, to_json
     from .plan_suggest import suggest
 
@@ -261,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             return plan(c, t, progress=lambda msg: _progress(msg, start), **kw)
 
         result = plan(cfg, target, progress=lambda msg: _progress(msg, start), **kw)
-    except (_UsageError, ConfigError, ValueError) as e:
+    except (_UsageError, ConfigError) as e:
         print(f"internvl-chat plan: {e}", file=sys.stderr)
         return 2
     result.config_path = args.config
