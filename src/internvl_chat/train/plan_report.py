@@ -134,12 +134,17 @@ def render(plan, cost: dict, suggestion: str | None, console, alternatives: list
     m, t = plan.memory, plan.target
     table = Table(title=f"{plan.params_total / 1e9:.2f}B parameters on {t.world_size} x {t.gpu}"
                   f" ({_gib(t.capacity_bytes)} each)", show_header=True)
-    table.add_column("per GPU", style="bold")
+    table.add_column("per GPU, at the peak", style="bold")
     table.add_column("", justify="right")
-    rows = [("parameters (sharded fp32)", _gib(m.params_bytes)), ("gradients (sharded)", _gib(m.grads_bytes)),
-            ("optimizer states", _gib(m.optimizer_bytes)), ("activations at peak", _gib(m.activations_bytes)),
-            ("temporaries at peak", _gib(m.temporaries_bytes)),
-            ("tracked peak" + (" (states offloaded to host)" if plan.offloaded else ""), _gib(plan.device_peak_bytes)),
+    at = m.at_peak
+    pick = lambda *names: sum(at.get(n, 0) for n in names)  # noqa: E731
+    where = " (in host RAM: offloaded)" if plan.offloaded else ""
+    rows = [(f"parameters (sharded){where}", _gib(pick("Sharded Param"))),
+            (f"gradients (sharded){where}", _gib(pick("Sharded Grad"))),
+            (f"optimizer states{where}", _gib(pick("OptState"))),
+            ("activations", _gib(m.activations_bytes)),
+            ("temporaries (gathered weights, collectives, backward)", _gib(m.temporaries_bytes)),
+            ("tracked peak on the GPU", _gib(plan.device_peak_bytes)),
             (f"+ margin ({t.fragmentation:.0%} allocator, {_gib(t.margin_bytes)} CUDA/NCCL)", _gib(plan.required_bytes)),
             ("fits", "[green]yes[/]" if plan.fits else "[red]no[/]")]
     for row in rows:
