@@ -132,55 +132,70 @@ def test_v1_2_shaped_model_shards_over_a_fake_world(world, tmp_path):
     assert p.memory.peak_bytes > p.memory.params_bytes + p.memory.optimizer_bytes
 
 
-def test_suggests_a_smaller_per_device_batch(tmp_path):
-    cfg = load_config(TINY, SMALL)
-    full = plan(cfg, cpu_target(2))
-    half = plan(load_config(TINY, SMALL + ["per_device_batch_size=2"]), cpu_target(2))
-    assert half.required_bytes < full.required_bytes
-    gib = (half.required_bytes + full.required_bytes) / 2 / GIB
+def test_suggests_the_largest_smaller_batch_that_fits(tmp_path):
+    """Through the CLI: a GPU one byte too small for per-device batch 4 gets the largest smaller batch,
+    found by planning again."""
+    full = plan(load_config(TINY, SMALL), cpu_target(2))
+    gib = (full.required_bytes - 1) / GIB
     out = tmp_path / "plan.json"
-    proc = cli(TINY, *SMALL, "--world-size", "2", "--gpu-memory", f"{gib:.9f}", "--margin-gib", "0",
+    proc = cli(TINY, *SMALL, "--world-size", "2", "--gpu-memory", f"{gib:.12f}", "--margin-gib", "0",
                "--fragmentation", "0", "--json", str(out))
     assert proc.returncode == 1, proc.stderr[-2000:]
     data = json.loads(out.read_text())
-    assert data["fits"] is False and data["suggestion"] == "per_device_batch_size=2"
-    assert "suggestion: per_device_batch_size=2" in proc.stdout
+    assert data["fits"] is False and data["per_gpu"]["required_bytes"] == full.required_bytes
     tried = data["alternatives"]
-    assert tried[-1] == {**tried[-1], "override": "per_device_batch_size=2", "fits": True, "replanned": True}
+    assert data["suggestion"] == tried[-1]["override"] and tried[-1]["fits"] and tried[-1]["replanned"]
+    assert tried[-1]["required_bytes"] <= data["per_gpu"]["capacity_bytes"]
+    assert all(not t["fits"] for t in tried[:-1])
+    assert data["suggestion"] in ("per_device_batch_size=2", "per_device_batch_size=1")
+    assert f"suggestion: {data['suggestion']}" in proc.stdout
 
 
-def test_suggests_offload_then_more_gpus_when_states_alone_overflow():
+def scaled(base, world: int, states: int, rest: int):
+    """`base` with chosen sizes: `states` bytes of sharded states at world 2 (shrinking with the world),
+    `rest` bytes of activations and temporaries."""
+    import dataclasses
+
+    from internvl_chat.train.plan_step import StepMemory
+
+    s = states * 2 // world
+    memory = StepMemory(s // 4, s // 4, s // 2, rest // 2, rest - rest // 2, s + rest, rest // 2, rest)
+    target = dataclasses.replace(base.target, world_size=world)
+    return dataclasses.replace(base, target=target, memory=memory)
+
+
+def test_suggestion_order_when_the_states_alone_overflow():
+    """States too big for the GPU: a smaller batch cannot help and is not planned; offloading is
+    suggested when the rest fits, more GPUs when it is already on."""
+    import dataclasses
+
     from internvl_chat.train.plan_suggest import suggest
 
-    cfg = load_config(TINY, SMALL)
-    base = plan(cfg, cpu_target(2))
+    base = plan(load_config(TINY, SMALL), cpu_target(2, 1.0))
+    gib = GIB
     replans = []
 
-    def replan(c, t):
-        replans.append((c.batch.per_device_batch_size, t.world_size))
-        return plan(c, t)
+    def replan(cfg, target):
+        replans.append((cfg.batch.per_device_batch_size, cfg.parallel.cpu_offload, target.world_size))
+        return scaled(dataclasses.replace(base, cfg=cfg), target.world_size, int(1.5 * gib), int(0.3 * gib))
 
-    # Room for everything except the sharded states: the batch cannot help, offloading does.
-    tight = cpu_target(2, (base.memory.host_resident_peak_bytes + 1) / GIB)
-    squeezed = plan(cfg, tight)
-    assert not squeezed.fits and squeezed.states_bytes < tight.capacity_bytes
+    squeezed = scaled(base, 2, int(1.5 * gib), int(0.3 * gib))  # 1.8 GiB on a 1 GiB GPU
     suggestion, tried = suggest(squeezed, replan)
-    assert suggestion == "parallel.cpu_offload=true" and tried[-1]["replanned"] is False
-    # Without offloading (already on), more GPUs: a world of 4 halves the states.
-    offloading = load_config(TINY, SMALL + ["parallel.cpu_offload=true"])
-    tiny_gpu = cpu_target(2, (base.memory.peak_bytes - 1) / GIB)
-    suggestion, tried = suggest(plan(offloading, tiny_gpu), replan)
-    assert tried and all(t["override"] != "parallel.cpu_offload=true" for t in tried)
-    assert suggestion is None or suggestion.startswith("--world-size")
+    assert suggestion == "parallel.cpu_offload=true" and replans == []
+    assert tried == [{**tried[0], "fits": True, "replanned": False, "host_bytes_per_rank": int(1.5 * gib) // 4 * 4}]
+    offloading = dataclasses.replace(squeezed, cfg=load_config(TINY, SMALL + ["parallel.cpu_offload=true"]),
+                                     offloaded=True, memory=dataclasses.replace(squeezed.memory,
+                                                                                host_resident_peak_bytes=2 * gib))
+    suggestion, tried = suggest(offloading, replan)
+    # world 4: 0.75 GiB of states + 0.3 GiB does not fit 1 GiB; world 8: 0.375 + 0.3 does.
+    assert suggestion == "--world-size 8 per_device_batch_size=1" or suggestion == "--world-size 8"
+    assert [r[2] for r in replans] == [4, 8] and [t["fits"] for t in tried] == [False, False, True][-len(tried):]
 
 
 @pytest.mark.parametrize("args, message", [
     ([TINY, "--world-size", "2", "--gpu", "tpu-v9"], "unknown GPU 'tpu-v9'"),
     ([TINY, "--world-size", "0", "--gpu", "a100-80g"], "--world-size must be >= 1"),
     (["configs/does_not_exist.yaml", "--world-size", "8", "--gpu", "a100-80g"], "config file not found"),
-    ([TINY, "optim.lrr=1", "--world-size", "2", "--gpu", "a100-80g"], "unknown key optim.lrr"),
-    ([TINY, "--world-size", "3", "--gpu", "a100-80g"], "not divisible"),
-    ([TINY, "--world-size", "2"], "give exactly one of --gpu NAME or --gpu-memory GIB"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
     proc = cli(*args, timeout=120)
@@ -188,3 +203,18 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and lines[0].startswith("internvl-chat plan: ")
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    ([TINY, "optim.lrr=1", "--world-size", "2", "--gpu", "a100-80g"], "unknown key optim.lrr"),
+    ([TINY, "--world-size", "3", "--gpu", "a100-80g"], "not divisible"),
+    ([TINY, "--world-size", "2"], "give exactly one of --gpu NAME or --gpu-memory GIB"),
+    ([TINY, "--world-size", "2", "--gpu", "a100-80g", "--images-per-row", "500"], "do not fit in 4 rows"),
+    ([TINY, "--world-size", "2", "--gpu", "a100-80g", "--mfu", "1.5"], "--mfu must be in (0, 1]"),
+])
+def test_more_bad_input_in_process(args, message, capsys):
+    from internvl_chat.train.plan import main
+
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err

@@ -24,12 +24,8 @@ import sys
 import time
 from dataclasses import dataclass
 
-import torch
-import torch.distributed as dist
-
+# Light imports only at module level: bad arguments are answered before torch is imported.
 from .config import ConfigError, TrainConfig
-from .plan_model import PlannedModel, planned_model
-from .plan_step import PlanBatch, StepMemory, dcp_bytes, known_counts, tracked_step
 
 GIB = 1024 ** 3
 
@@ -55,8 +51,8 @@ class Plan:
     params_total: int
     params_trainable: int
     accumulation: int
-    batch: PlanBatch
-    memory: StepMemory
+    batch: object  # plan_step.PlanBatch
+    memory: object  # plan_step.StepMemory
     dcp_bytes_per_rank: int
     flops_per_micro_batch: float
     flop_model: object = None  # flops.FlopModel of the planned model
@@ -92,10 +88,11 @@ def _progress(message: str, start: float, stream=sys.stderr) -> None:
     stream.flush()
 
 
-def recipe_batch(cfg: TrainConfig, pm: PlannedModel, images_per_row: int | None,
-                 supervised_fraction: float) -> PlanBatch:
+def recipe_batch(cfg: TrainConfig, pm, images_per_row: int | None, supervised_fraction: float):
     """per_device rows of max_seq_length tokens: padded rows are at most that long, packed rows are that
     long. Images: one per row (padded), or as many as fit when packing, unless given."""
+    from .plan_step import PlanBatch
+
     seq, ntok = cfg.data.max_seq_length, pm.config.num_image_token
     if images_per_row is None:
         images_per_row = max(1, seq // (2 * (ntok + 2))) if cfg.data.packing else 1
@@ -118,6 +115,8 @@ def _planning_cfg(cfg: TrainConfig, target: Target) -> tuple[TrainConfig, bool]:
 def plan(cfg: TrainConfig, target: Target, *, images_per_row: int | None = None, supervised_fraction: float = 0.5,
          progress=None) -> Plan:
     """Plan `cfg` on `target`; owns a fake process group for the duration (none may exist yet)."""
+    import torch
+    import torch.distributed as dist
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.testing._internal.distributed.fake_pg import FakeStore
 
@@ -125,6 +124,8 @@ def plan(cfg: TrainConfig, target: Target, *, images_per_row: int | None = None,
     from .model_setup import build_skeleton
     from .optim import build_optimizer
     from .parallel import DistInfo
+    from .plan_model import planned_model
+    from .plan_step import dcp_bytes, known_counts, tracked_step
 
     start = time.perf_counter()
     say = progress or (lambda msg: None)
