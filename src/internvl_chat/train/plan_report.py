@@ -70,8 +70,12 @@ def costs(plan, samples: int | None, mean_tokens: int | None = None) -> dict:
     micro = plan.flop_model.step_flops(b.images, [tokens_per_row] * b.rows,
                                        plan.supervised_tokens * tokens_per_row / b.seq_len)
     flops_step = micro * acc * world
-    steps = None if cfg.data.packing and samples is not None and mean_tokens is None else \
-        steps_per_epoch(samples, world, b.rows, acc)
+    if not cfg.data.packing:
+        steps = steps_per_epoch(samples, world, b.rows, acc)
+    elif samples is not None and mean_tokens:  # a packed row holds about seq_len / mean_tokens samples
+        steps = int(samples * mean_tokens / (b.seq_len * b.rows * acc * world))
+    else:
+        steps = None  # packed steps depend on the sample lengths: give --mean-tokens
     epochs = cfg.schedule.num_train_epochs
     total_steps = cfg.schedule.max_steps or (int(epochs * steps) if steps is not None else None)
     seconds = total_steps * flops_step / (world * t.peak_flops * t.mfu) if total_steps else None
