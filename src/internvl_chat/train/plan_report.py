@@ -66,9 +66,13 @@ def costs(plan, samples: int | None, mean_tokens: int | None = None) -> dict:
     """Per-step and per-epoch figures of a Plan (see plan.py)."""
     t, cfg, b = plan.target, plan.cfg, plan.batch
     world, acc = t.world_size, plan.accumulation
-    tokens_per_row = mean_tokens or b.seq_len
-    micro = plan.flop_model.step_flops(b.images, [tokens_per_row] * b.rows,
-                                       plan.supervised_tokens * tokens_per_row / b.seq_len)
+    if cfg.data.packing:  # rows are full; --mean-tokens only says how many samples share one
+        tokens_per_row = b.seq_len
+        lengths = [mean_tokens] * (b.rows * b.seq_len // mean_tokens) if mean_tokens else [b.seq_len] * b.rows
+    else:
+        tokens_per_row = mean_tokens or b.seq_len
+        lengths = [tokens_per_row] * b.rows
+    micro = plan.flop_model.step_flops(b.images, lengths, plan.supervised_tokens * sum(lengths) / (b.seq_len * b.rows))
     flops_step = micro * acc * world
     if not cfg.data.packing:
         steps = steps_per_epoch(samples, world, b.rows, acc)
