@@ -40,7 +40,8 @@ def main() -> int:
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     rss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB
     print(f"{result.params_total / 1e9:.2f}B parameters, {args.world_size} x {args.gpu}: tracked peak "
-          f"{result.memory.peak_bytes / GIB:.1f} GiB, required {result.required_bytes / GIB:.1f} GiB, fits {result.fits}")
+          f"{result.memory.peak_bytes / GIB:.1f} GiB, required {result.required_bytes / GIB:.1f} GiB, "
+          f"fits {result.fits}")
     print(f"RESULT wall_s={wall:.1f} cpu_s={cpu:.1f} max_rss_gib={rss_gib:.2f}")
     return 0
 

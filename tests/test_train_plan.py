@@ -27,7 +27,8 @@ from internvl_chat.train.plan import GIB, Target, plan
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs" / "tiny.yaml")
 # A small config whose activations dominate (so the activation check means something).
-SMALL = ["num_threads=1", "preset_args={image_size: 112, llm_hidden: 128, vit_hidden: 64, llm_layers: 3, vit_layers: 3}"]
+SMALL = ["num_threads=1",
+         "preset_args={image_size: 112, llm_hidden: 128, vit_hidden: 64, llm_layers: 3, vit_layers: 3}"]
 
 
 def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:

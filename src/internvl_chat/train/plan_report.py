@@ -153,7 +153,8 @@ def render(plan, cost: dict, suggestion: str | None, console, alternatives: list
             ("activations", _gib(m.activations_bytes)),
             ("temporaries (gathered weights, collectives, backward)", _gib(m.temporaries_bytes)),
             ("tracked peak on the GPU", _gib(plan.device_peak_bytes)),
-            (f"+ margin ({t.fragmentation:.0%} allocator, {_gib(t.margin_bytes)} CUDA/NCCL)", _gib(plan.required_bytes)),
+            (f"+ margin ({t.fragmentation:.0%} allocator, {_gib(t.margin_bytes)} CUDA/NCCL)",
+             _gib(plan.required_bytes)),
             ("fits", "[green]yes[/]" if plan.fits else "[red]no[/]")]
     for row in rows:
         table.add_row(*row)

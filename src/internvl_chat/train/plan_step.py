@@ -30,7 +30,6 @@ import contextlib
 from dataclasses import dataclass, field
 
 import torch
-import torch.distributed as dist
 from torch.distributed._tools.fsdp2_mem_tracker import FSDPMemTracker
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -276,7 +275,3 @@ def dcp_bytes(model, optimizer) -> int:
     add(model_sd)
     add(optim_sd)
     return total
-
-
-def world_is_fake() -> bool:
-    return dist.is_initialized() and dist.get_backend() == "fake"

@@ -81,7 +81,9 @@ def suggest(base, replan) -> tuple[str | None, list[dict]]:
             continue
         pd = max(d for d in range(1, min(per_world, cfg.batch.per_device_batch_size) + 1) if per_world % d == 0)
         plan = replan(_with(cfg, **{"batch.per_device_batch_size": pd}), dataclasses.replace(t, world_size=world))
-        override = f"--world-size {world}" + (f" per_device_batch_size={pd}" if pd != cfg.batch.per_device_batch_size else "")
+        override = f"--world-size {world}"
+        if pd != cfg.batch.per_device_batch_size:
+            override += f" per_device_batch_size={pd}"
         if _record(alternatives, override, plan, True):
             return override, alternatives
     return None, alternatives
