@@ -3,11 +3,33 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test demo clean
+.PHONY: setup test demo clean browser
+
+# System packages come from Debian's apt when we are root (as on CI and fresh containers);
+# otherwise make stops at once with one line saying what to install.
+APT_GET ?= apt-get
+BROWSER ?= chromium
+define need_system_package
+	if [ "$$(id -u)" = 0 ] && command -v $(APT_GET) >/dev/null 2>&1; then \
+	  echo "make: installing the Debian package $(1) ($(2))"; \
+	  { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq $(1) >/dev/null; } \
+	  || { echo "make: could not install $(1) with apt-get; install it yourself and re-run"; exit 2; }; \
+	else \
+	  echo "make: $(2) needs the system package $(1): run 'sudo apt-get install $(1)' (or your system's equivalent) and re-run"; \
+	  exit 2; \
+	fi
+endef
 
 $(BIN)/python:
+	@$(PY) -c "import sys; sys.exit(sys.version_info < (3, 10))" 2>/dev/null \
+	  || { echo "make: needs Python >= 3.10 as '$(PY)' (set PY=/path/to/python3)"; exit 2; }
+	@$(PY) -c "import ensurepip, venv" 2>/dev/null || { $(call need_system_package,python3-venv,creating .venv); }
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+
+# the web page test drives a real headless browser: Debian's chromium
+browser:
+	@command -v $(BROWSER) >/dev/null 2>&1 || { $(call need_system_package,$(BROWSER),the web page test); }
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
@@ -15,7 +37,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 setup: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest tests
 
 # The demo's clock starts when make does, so its report counts the setup too.

@@ -96,11 +96,11 @@ def test_synthetic_data_passes_check_and_loads(synth, tmp_path, monkeypatch):
 
 def test_cli_errors_are_clear(tmp_path, capsys):
     assert data_main(["check", str(tmp_path / "missing.json"), "--no-progress"]) == 2
-    assert "meta file not found" in capsys.readouterr().out
+    assert "meta file not found" in capsys.readouterr().err
     bad = tmp_path / "meta.json"
     bad.write_text(json.dumps({"x": {"root": ".", "annotation": "x.json"}}))
     assert data_main(["check", str(bad), "--no-progress"]) == 2
-    assert "must be a .jsonl file" in capsys.readouterr().out
+    assert "must be a .jsonl file" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown synthetic tasks"):
         generate(tmp_path / "s", 1, 1, tasks=["nope"])
 

@@ -40,12 +40,11 @@ def save_image(path: Path, i: int) -> None:
 
 
 def write_tsv(path: Path, rows: list[dict]) -> None:
+    """As VLMEvalKit writes its TSVs: pandas to_csv (missing cells empty, list cells as their repr)."""
+    import pandas as pd
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    cols = list(rows[0])
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=cols, delimiter="\t")
-        w.writeheader()
-        w.writerows(rows)
+    pd.DataFrame(rows).to_csv(path, sep="\t", index=False)
 
 
 def write_parquet(path: Path, rows: list[dict]) -> None:
@@ -71,9 +70,9 @@ def _mmbench(root: Path, lang: str, split: str) -> None:
             rot = opts[k:] + opts[:k]
             gold = rot.index(opts[q])
             row = {"index": q + 1 + k * 1_000_000, "question": f"Which animal is in picture {q}?" if lang == "en" else f"图{q}里是什么动物？",
-                   "hint": "A pet." if q == 0 else "nan", "A": rot[0], "B": rot[1], "C": rot[2], "D": rot[3],
+                   "hint": "A pet." if q == 0 else None, "A": rot[0], "B": rot[1], "C": rot[2], "D": rot[3],
                    "answer": "ABCD"[gold], "category": "attribute_recognition" if q == 0 else "object_localization",
-                   "l2-category": "FP-S", "split": split, "source": "fixture", "comment": "nan",
+                   "l2-category": "FP-S", "split": split, "source": "fixture", "comment": None,
                    "image": b64(q) if k == 0 else str(q + 1)}
             if split == "test":
                 row.pop("answer")
@@ -128,7 +127,7 @@ def _mmvp(root: Path) -> None:
     d.mkdir(parents=True, exist_ok=True)
     with open(d / "Questions.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["Index", "Question", "Options", "Correct Answer"])
+        w.writerow(["lndex", "Question", "Options", "Correct Answer"])  # sic: the released header
         w.writerows(rows)
     for i, *_ in rows:
         save_image(d / "MMVP Images" / f"{i}.jpg", int(i))
@@ -146,13 +145,13 @@ def _mme(root: Path) -> None:
 
 def _scienceqa(root: Path) -> None:
     d = root / "scienceqa"
-    rows = [{"question_id": "sqa1", "image": "images/1/image.png", "hint": "", "question": "Which is a mammal?",
+    rows = [{"question_id": "sqa1", "image": "data/scienceqa/images/test/1/image.png", "hint": "", "question": "Which is a mammal?",
              "choices": ["shark", "whale"], "answer": 1},
-            {"question_id": "sqa2", "image": "images/2/image.png", "hint": "Look at the map.",
+            {"question_id": "sqa2", "image": "data/scienceqa/images/test/2/image.png", "hint": "Look at the map.",
              "question": "Which continent is highlighted?", "choices": ["Asia", "Africa", "Europe"], "answer": 0}]
     write_jsonl(d / "scienceqa_test_img.jsonl", rows)
     for i, r in enumerate(rows):
-        save_image(d / r["image"], i)
+        save_image(root / r["image"][len("data/"):], i)  # paths are relative to InternVL's internvl_chat/
 
 
 def _pope(root: Path) -> None:
@@ -202,7 +201,7 @@ def _vizwiz(root: Path, split: str) -> None:
              "answers": [{"answer": "unanswerable"}] * 10, "answerable": 0, "answer_type": "unanswerable"}]
     if split == "test":
         rows = [{"image": r["image"], "question": r["question"]} for r in rows]
-    write_json(d / f"{split}.json", rows)
+    write_json(d / "annotations" / f"{split}.json", rows)  # vizwiz.org Annotations.zip
     for i, r in enumerate(rows):
         save_image(d / split / r["image"], i)
 
@@ -218,7 +217,7 @@ def _gqa(root: Path) -> None:
 
 
 def _chartqa(root: Path) -> None:
-    d = root / "chartqa" / "test"
+    d = root / "chartqa" / "ChartQA Dataset" / "test"  # as ChartQA Dataset.zip unpacks
     write_json(d / "test_human.json", [{"imgname": "h1.png", "query": "What is the peak value?", "label": "100"},
                                        {"imgname": "h2.png", "query": "Which year is lowest?", "label": "2015"}])
     write_json(d / "test_augmented.json", [{"imgname": "a1.png", "query": "What share is red?", "label": "0.5"}])
@@ -242,7 +241,7 @@ def _docvqa(root: Path, split: str) -> None:
 def _ai2d(root: Path) -> None:
     rows = [{"index": 0, "question": "Which label shows the sun?", "A": "A", "B": "B", "C": "C", "D": "D",
              "answer": "C", "image": b64(0)},
-            {"index": 1, "question": "What eats grass?", "A": "rabbit", "B": "hawk", "C": "snake", "D": "nan",
+            {"index": 1, "question": "What eats grass?", "A": "rabbit", "B": "hawk", "C": "snake", "D": None,
              "answer": "A", "image": b64(1)}]
     write_tsv(root / "ai2d" / "AI2D_TEST.tsv", rows)
 

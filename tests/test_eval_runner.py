@@ -4,6 +4,7 @@ data-parallel shards, the report files and the CLI."""
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -99,6 +100,7 @@ def test_resume_generates_only_missing_and_rescore_generates_nothing(synth, tmp_
     lines = (tmp_path / "ref" / "synthetic" / "predictions.jsonl").read_text().splitlines(keepends=True)
     (out / "synthetic").mkdir(parents=True)
     (out / "synthetic" / "predictions.jsonl").write_text("".join(lines[:7]) + lines[7][:25])  # + a torn line
+    shutil.copy(tmp_path / "ref" / "synthetic" / "cache_key.json", out / "synthetic")  # same settings made them
     resumed = CountingGenerator(answer)
     run = evaluate(["synthetic"], resumed, RunConfig(synth, out, batch_size=3, progress=False))[0]
     assert resumed.calls == 13 and run.stats.cached == 7 and run.stats.generated == 13

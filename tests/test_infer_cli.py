@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from internvl_chat.infer.chat_cli import ChatSession, interactive
-from internvl_chat.infer.cli import chat_main
+from internvl_chat.cli import main as cli_main
 from internvl_chat.infer.engine import InferenceEngine, SamplingParams
 from internvl_chat.model.presets import init_model_dir
 
@@ -42,10 +42,11 @@ def test_one_shot_prompt_through_the_command(model_dir, image_path):
 def test_one_shot_with_a_broken_image_fails_clearly(model_dir, tmp_path, capsys):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")
-    assert chat_main(["--model", str(model_dir), "--image", str(bad), "--prompt", "hi"]) == 1
-    assert f"cannot load image {bad}" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="is not a model folder"):
-        chat_main(["--model", str(tmp_path), "--prompt", "hi"])
+    assert cli_main(["chat", "--model", str(model_dir), "--image", str(bad), "--prompt", "hi"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot load image {bad}" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert cli_main(["chat", "--model", str(tmp_path), "--prompt", "hi"]) == 2
+    assert "is not a model folder" in capsys.readouterr().err
 
 
 def test_interactive_history_image_reset_and_quit(model_dir, image_path, tmp_path):

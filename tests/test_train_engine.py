@@ -16,6 +16,7 @@ from internvl_chat.model import InternVLChatModel
 from internvl_chat.model.presets import build_tiny_model
 from internvl_chat.train import load_config, train
 from internvl_chat.train.checkpoint import latest_checkpoint
+from internvl_chat.errors import UserError
 from internvl_chat.train.cli import merge_lora_main
 from internvl_chat.train.data import RandomTokenDataset
 from internvl_chat.train.monitor import read_metrics
@@ -147,8 +148,8 @@ def _nan_dataset(bad):
 
 def test_nonfinite_steps_are_skipped_and_a_streak_stops_with_a_checkpoint(tmp_path, meta):
     out = tmp_path / "some_nan"
-    cfg = tiny(out, meta, "data.source=random", "max_steps=4", "per_device_batch_size=8", "export=false",
-               "max_nonfinite_in_a_row=10")
+    cfg = tiny(out, meta, "data.source=random", "meta_path=null", "max_steps=4", "per_device_batch_size=8",
+               "export=false", "max_nonfinite_in_a_row=10")
     result = train(cfg, dataset=_nan_dataset(bad=range(0, 32, 5)))  # some steps get a NaN image
     rows = read_metrics(out / "metrics.jsonl")
     skipped = [r for r in rows if not (r["loss"] == r["loss"])]  # NaN != NaN
@@ -158,7 +159,7 @@ def test_nonfinite_steps_are_skipped_and_a_streak_stops_with_a_checkpoint(tmp_pa
     assert json.loads((ckpt / "trainer_state.json").read_text())["loop"]["skipped"] == len(skipped)
 
     out = tmp_path / "all_nan"
-    cfg = tiny(out, meta, "data.source=random", "max_steps=10", "per_device_batch_size=8",
+    cfg = tiny(out, meta, "data.source=random", "meta_path=null", "max_steps=10", "per_device_batch_size=8",
                "max_nonfinite_in_a_row=3")
     result = train(cfg, dataset=_nan_dataset(bad=range(32)))
     assert result.status == "nonfinite" and result.step == 3
@@ -180,7 +181,7 @@ def test_resume_picks_only_complete_checkpoints_and_checks_the_schedule(tmp_path
     before = losses(out)
     assert train(tiny(out, meta, "max_steps=4", "save_every=2", "keep_last=5", "export=false")).step == 4
     assert losses(out) == before
-    with pytest.raises(ValueError, match="belongs to a run of 4 steps, this config gives 9"):
+    with pytest.raises(UserError, match="belongs to a run of 4 steps, this config gives 9"):
         train(tiny(out, meta, "max_steps=9", "export=false"))
 
 

@@ -26,11 +26,15 @@ COMMANDS = {
 def _usage() -> str:
     lines = ["usage: internvl-chat <command> [args]", "", "commands:"]
     lines += [f"  {name:<11} {help_}" for name, (_, _, help_) in COMMANDS.items()]
+    lines += ["", "--debug (anywhere) or INTERNVL_CHAT_DEBUG=1: show tracebacks of user errors too",
+              "exit codes: 0 ok, 1 internal error or unfinished run, 2 user error, 130 interrupted"]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    from .errors import pop_debug_flag, run_command
+
+    argv = pop_debug_flag(list(sys.argv[1:] if argv is None else argv))
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0
@@ -39,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"internvl-chat: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module, func, _ = COMMANDS[name]
-    fn = getattr(importlib.import_module(module), func)
-    return int(fn(rest) or 0)
+    # every command runs under one error contract (errors.py): user mistakes are one line + exit 2
+    return run_command(lambda a: getattr(importlib.import_module(module), func)(a), rest, f"internvl-chat {name}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Sequence
 from enum import Enum
+
+from .constants import IMAGE_PLACEHOLDER
+
+_ROLE_INDEX = {"human": 0, "user": 0, "gpt": 1, "assistant": 1}
 
 
 class SeparatorStyle(Enum):
@@ -155,3 +160,88 @@ register_conv_template(
         stop_str="<|endoftext|>",
     )
 )
+
+
+# -- the one prompt renderer and the one tokenization path ---------------------------------------------------
+@dataclasses.dataclass
+class RenderedPrompt:
+    text: str
+    # [start, end) character spans of each assistant reply *including* its closing separator (`<|im_end|>`):
+    # what training supervises.
+    reply_spans: list[tuple[int, int]]
+
+
+def _expand_images(text: str, blocks, used: list[int]) -> str:
+    """Replace `<image>` placeholders: a str block replaces all of them; a sequence replaces them in order
+    (placeholders beyond it stay text, as the original's `replace(..., 1)` loop leaves them)."""
+    if blocks is None or IMAGE_PLACEHOLDER not in text:
+        return text
+    if isinstance(blocks, str):
+        return text.replace(IMAGE_PLACEHOLDER, blocks)
+    while IMAGE_PLACEHOLDER in text and used[0] < len(blocks):
+        text = text.replace(IMAGE_PLACEHOLDER, blocks[used[0]], 1)
+        used[0] += 1
+    return text
+
+
+def render_prompt(turns: Sequence, template_name: str = "Hermes-2", system_message: str | None = None,
+                  image_blocks: str | Sequence[str] | None = None,
+                  add_generation_prompt: bool = False) -> RenderedPrompt:
+    """Render a conversation exactly as V1.2 saw it, in training and at inference alike.
+
+    `turns`: (role, text) pairs or {"from", "value"} dicts, roles human/user then gpt/assistant alternating.
+    `add_generation_prompt` (inference) appends the assistant role after a final user turn, so the model
+    continues from there; training renders the turns as they are, as the original did. `image_blocks` expands `<image>` placeholders (see `_expand_images`).
+    """
+    conv = get_conv_template(template_name)
+    if system_message is not None:
+        conv.set_system_message(system_message)
+    spans, used = [], [0]
+    for j, turn in enumerate(turns):
+        role, text = (turn["from"], turn["value"]) if isinstance(turn, dict) else turn
+        idx = _ROLE_INDEX.get(role)
+        if idx is None or idx != j % 2:
+            raise ValueError(f"turn {j}: role {role!r} out of order (user and assistant turns alternate, user first)")
+        text = _expand_images(text, image_blocks, used)
+        if idx == 1:
+            conv.append_message(conv.roles[1], None)
+            start = len(conv.get_prompt())  # what the template writes before the reply = the generation prompt
+            conv.messages[-1][1] = text
+            spans.append((start, len(conv.get_prompt())))
+        else:
+            conv.append_message(conv.roles[0], text)
+    if add_generation_prompt:
+        if len(turns) % 2 == 0:
+            raise ValueError("a generation prompt follows a user turn; the conversation ends with an assistant turn")
+        conv.append_message(conv.roles[1], None)
+    prompt = conv.get_prompt()
+    for start, end in spans:  # every template here is append-only; make sure of it
+        if end > len(prompt):
+            raise AssertionError(f"template {template_name!r} is not append-only ({start}, {end}, {len(prompt)})")
+    return RenderedPrompt(prompt, spans)
+
+
+def encode_prompt(tokenizer, text: str) -> list[int]:
+    """The ids of a rendered prompt: the tokenizer's default special-token handling, as the original's
+    training (`tokenizer(conversation)`) and `chat` (`tokenizer(query)`) both used."""
+    return list(tokenizer(text, add_special_tokens=True)["input_ids"])
+
+
+def left_pad(rows: list[list[int]], tokenizer) -> tuple[list[list[int]], list[list[int]]]:
+    """Left-pad prompt ids for batched generation, as the original's batch_chat (padding_side='left'):
+    -> (input_ids, attention_mask) as lists of equal-length rows."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    width = max(len(r) for r in rows)
+    ids = [[pad] * (width - len(r)) + list(r) for r in rows]
+    mask = [[0] * (width - len(r)) + [1] * len(r) for r in rows]
+    return ids, mask
+
+
+def encode_prompt_with_offsets(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    """`encode_prompt` plus [start, end) character offsets of every token (zero-width for inserted ones)."""
+    if hasattr(tokenizer, "encode_with_offsets"):  # sentencepiece tokenizers (slow-Llama-exact ids)
+        return tokenizer.encode_with_offsets(text)
+    if not getattr(tokenizer, "is_fast", False):
+        raise TypeError(f"{type(tokenizer).__name__} gives no character offsets; load it with load_tokenizer")
+    enc = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
+    return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]

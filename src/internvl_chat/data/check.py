@@ -39,6 +39,7 @@ class DatasetReport:
 class CheckReport:
     datasets: list[DatasetReport]
     rejects: list[RejectedSample]
+    interrupted: bool = False  # Ctrl-C: the report covers the records checked until then
 
     @property
     def ok(self) -> bool:
@@ -72,10 +73,20 @@ def check_line(raw: bytes, line_no: int, spec, tokenizer, template_name: str, nu
 def check_meta(meta_path, tokenizer, template_name: str = "Hermes-2", num_image_token: int = 256,
                max_length: int = 2048, check_images: bool = True, progress: bool = True,
                base_dir=None) -> CheckReport:
+    reports, rejects = [], []
+    try:
+        _check_all(load_meta(meta_path, base_dir), reports, rejects, tokenizer, template_name, num_image_token,
+                   max_length, check_images, progress)
+    except KeyboardInterrupt:  # keep what was checked: the caller prints it and writes the rejects so far
+        return CheckReport(reports, rejects, interrupted=True)
+    return CheckReport(reports, rejects)
+
+
+def _check_all(specs, reports, rejects, tokenizer, template_name, num_image_token, max_length, check_images,
+               progress) -> None:
     from tqdm import tqdm
 
-    reports, rejects = [], []
-    for spec in load_meta(meta_path, base_dir):
+    for spec in specs:
         report = DatasetReport(spec.name, str(spec.annotation))
         reports.append(report)
         try:
@@ -98,7 +109,6 @@ def check_meta(meta_path, tokenizer, template_name: str = "Hermes-2", num_image_
             report.image_samples += has_image
             report.text_only += not has_image
             report.max_tokens = max(report.max_tokens, n_tokens)
-    return CheckReport(reports, rejects)
 
 
 def write_rejects(rejects: list[RejectedSample], path: str | Path) -> None:

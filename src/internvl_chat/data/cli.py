@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from ..errors import UserError, report_user_error
 from .formats import MetaError
 
 
 def _tokenizer(path: str | None, console):
-    from ..model.tokenizer import add_internvl_tokens, build_tiny_tokenizer
+    from ..model.tokenizer import build_tiny_tokenizer, load_tokenizer
 
     if path is None:
         console.print("[yellow]no --tokenizer given: using the built-in tiny tokenizer, so token lengths are "
                       "approximate (pass the model or LLM folder for exact lengths)[/yellow]")
         return build_tiny_tokenizer()
-    from transformers import AutoTokenizer
+    from ..validate import check_tokenizer_dir
 
-    tok = AutoTokenizer.from_pretrained(path, use_fast=True)  # never trust_remote_code
-    add_internvl_tokens(tok)
-    return tok
+    check_tokenizer_dir(path, "--tokenizer")
+    return load_tokenizer(path)  # never runs remote code; a damaged folder is a TokenizerLoadError (exit 2)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -33,15 +34,33 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+def _check_numbers(args) -> None:
+    from ..validate import check_positive
+
+    check_positive(args.max_length, "--max-length")
+    check_positive(args.num_image_token, "--num-image-token")
+
+
 def _check(args, console) -> int:
     from .check import check_meta, print_report, write_rejects
 
+    from ..validate import check_output_dir
+
+    _check_numbers(args)
+    if Path(args.rejects).is_dir():
+        raise UserError(f"--rejects {args.rejects} is a folder; give a file name")
+    check_output_dir(Path(args.rejects).parent or ".", "--rejects folder")
     tok = _tokenizer(args.tokenizer, console)
     report = check_meta(args.meta, tok, args.template, args.num_image_token, args.max_length,
                         check_images=not args.skip_images, progress=not args.no_progress, base_dir=args.base_dir)
     print_report(report, console)
     write_rejects(report.rejects, args.rejects)
     total = sum(r.lines for r in report.datasets)
+    if report.interrupted:
+        checked = sum(r.ok + r.bad for r in report.datasets)
+        print(f"data check: interrupted after {checked} records; the report above covers those, and their "
+              f"{len(report.rejects)} rejects are in {args.rejects}", file=sys.stderr)
+        return 130
     if report.ok:
         console.print(f"OK: {total} records in {len(report.datasets)} datasets; no problems "
                       f"(empty rejects file {args.rejects})")
@@ -57,6 +76,9 @@ def _stats(args, console) -> int:
     from .dataset import SupervisedDataset
     from .stats import dataset_stats, print_stats
 
+    _check_numbers(args)
+    if args.json and Path(args.json).is_dir():
+        raise UserError(f"--json {args.json} is a folder; give a file name")
     tok = _tokenizer(args.tokenizer, console)
     ds = SupervisedDataset(args.meta, tok, args.template, args.num_image_token, image_size=14,
                            max_length=args.max_length, base_dir=args.base_dir)
@@ -71,6 +93,12 @@ def _stats(args, console) -> int:
 def _synth(args, console) -> int:
     from .synth import TASKS, generate
 
+    from ..validate import check_output_dir, check_positive
+
+    check_output_dir(args.out, "--out")
+    check_positive(args.n, "--n", minimum=0)
+    check_positive(args.n_test, "--n-test", minimum=0)
+    check_positive(args.image_size, "--image-size", minimum=16)
     tasks = args.tasks.split(",") if args.tasks else list(TASKS)
     n_test = args.n_test if args.n_test is not None else max(1, args.n // 4)
     counts = generate(args.out, args.n, n_test, seed=args.seed, image_size=args.image_size, tasks=tasks,
@@ -106,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=False, highlight=False)
     try:
         return {"check": _check, "stats": _stats, "synth": _synth}[args.cmd](args, console)
-    except (MetaError, ValueError, FileNotFoundError) as e:
-        console.print(f"[red]error: {e}[/red]", markup=True)
+    except (MetaError, UserError, ValueError, FileNotFoundError) as e:
+        report_user_error(f"internvl-chat data {args.cmd}", e)
         return 2
 
 

@@ -37,7 +37,9 @@ class _Part:
 def _tokenizer_fingerprint(tokenizer) -> str:
     """Identifies a vocabulary (two tiny test tokenizers have no name but differ)."""
     vocab = sorted(tokenizer.get_vocab().items())
-    return hashlib.sha1(repr(vocab).encode()).hexdigest()[:16]
+    # Same vocabulary, different rules: a sentencepiece folder's `legacy` flag changes the ids.
+    rules = (getattr(tokenizer, "legacy", None), getattr(tokenizer, "add_bos_token", None))
+    return hashlib.sha1(repr((vocab, rules)).encode()).hexdigest()[:16]
 
 
 def image_reject_reason(err: ImageLoadError) -> tuple[str, str]:

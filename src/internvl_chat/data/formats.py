@@ -145,6 +145,8 @@ def parse_line(text: str | bytes, line_no: int) -> dict:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
         raise RecordError("invalid JSON", f"invalid JSON at line {line_no}: {e.msg} (column {e.colno})") from None
+    except (ValueError, RecursionError) as e:  # a number too long to convert, nesting too deep
+        raise RecordError("invalid JSON", f"invalid JSON at line {line_no}: {' '.join(str(e).split())[:120]}") from None
     if not isinstance(obj, dict):
         raise RecordError("schema", f"line {line_no} is a JSON {type(obj).__name__}, expected an object")
     return obj

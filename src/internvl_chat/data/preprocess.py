@@ -1,12 +1,15 @@
 """Conversation -> (input_ids, labels), token for token as V1.2's `preprocess_mpt`.
 
-The original tokenizes the whole prompt once, then re-tokenizes each round and
-each instruction separately to count tokens, and wipes every label of a sample
-when the counts disagree ("tokenization mismatch"). Here the prompt is
-tokenized once with offsets; a token is supervised when its characters overlap
-an assistant reply or the `<|im_end|>` that closes it. Where the original finds
-no mismatch the two agree exactly; where it does, this still gives the right
-labels instead of dropping the sample.
+Ids: the prompt is rendered by `conversation.render_prompt` and tokenized once by `encode_prompt` (for
+sentencepiece folders these are transformers 4.37 slow-LlamaTokenizer ids, see model/sentencepiece_tokenizer.py).
+
+Labels: the original (InternVL 75960d8) splits the prompt on `<|im_end|>` into rounds, re-tokenizes each
+round and each instruction part separately, and masks by those counts; when the counts do not add up to
+the number of (non-pad) tokens it prints "tokenization mismatch" and wipes every label of the sample.
+Here the same counting is done, so where the original finds no mismatch the labels are the original's,
+position for position. Where it would find one, the sample is not dropped: the documented rule applies
+instead, a token is supervised iff its characters overlap an assistant reply or the `<|im_end|>` that
+closes it (character offsets of the one tokenization). See docs/data.md.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from ..constants import IGNORE_INDEX, IMAGE_PLACEHOLDER, IMG_CONTEXT_TOKEN, IMG_END_TOKEN, IMG_START_TOKEN, image_block
-from ..conversation import get_conv_template
+from ..conversation import SeparatorStyle, encode_prompt, encode_prompt_with_offsets, get_conv_template, render_prompt
 from .formats import ROLES, RecordError
 
 
@@ -32,25 +35,52 @@ class TokenizedSample:
 
 
 def render_with_spans(conversations: list[dict], template_name: str) -> tuple[str, list[tuple[int, int]]]:
-    """Render the template; return the prompt and the [start, end) character spans
-    of each assistant reply including its closing separator."""
+    """The prompt and the [start, end) spans of each assistant reply including its closing separator."""
+    rendered = render_prompt(conversations, template_name)
+    return rendered.text, rendered.reply_spans
+
+
+def original_labels(ids: list[int], prompt: str, tokenizer, template_name: str) -> list[int] | None:
+    """Labels by the original's counting (preprocess_mpt), or None where it reports a tokenization mismatch."""
     conv = get_conv_template(template_name)
-    role_of = {"human": conv.roles[0], "gpt": conv.roles[1]}
-    spans = []
-    for j, turn in enumerate(conversations):
-        if turn["from"] == "gpt":
-            # What the template writes before the reply = the generation prompt at this point.
-            conv.append_message(role_of["gpt"], None)
-            start = len(conv.get_prompt())
-            conv.messages[-1][1] = turn["value"]
-            end = len(conv.get_prompt())
-            spans.append((start, end))
-        else:
-            conv.append_message(role_of[turn["from"]], turn["value"])
-    prompt = conv.get_prompt()
-    for start, end in spans:  # every template we render is append-only; make sure of it
-        assert end <= len(prompt), (start, end, len(prompt))
-    return prompt, spans
+    if conv.sep_style is not SeparatorStyle.MPT:
+        return None  # the original counted this way only for its MPT-style templates (Hermes-2, internlm2-chat)
+    sep, marker = conv.sep, conv.sep + conv.roles[1]  # "<|im_end|>", "<|im_end|><|im_start|>assistant\n"
+
+    pieces = prompt.split(sep)
+    # Round 1 = system + user + reply; then user + reply per round (each without its closing separator).
+    rounds = [sep.join(pieces[:3])] + [sep.join(pieces[k:k + 2]) for k in range(3, len(pieces), 2)]
+    texts = []  # (round text, instruction text) of the rounds the original walks before it stops
+    for text in rounds:
+        parts = text.split(marker)
+        if text == "" or len(parts) != 2:
+            break
+        texts.append((text, parts[0] + marker))
+    flat = [t for pair in texts for t in pair]
+    counter = getattr(tokenizer, "count_tokens", None)
+    if counter is not None:
+        counts = [counter(t) for t in flat]
+    else:  # one batched call: each text is still tokenized on its own
+        counts = [len(x) for x in tokenizer(flat)["input_ids"]] if flat else []
+    labels = list(ids)
+    cur = 0
+    for k in range(len(texts)):
+        round_len = counts[2 * k] + 1  # + the separator the split removed
+        instruction_len = counts[2 * k + 1]
+        labels[cur:cur + instruction_len] = [IGNORE_INDEX] * len(labels[cur:cur + instruction_len])
+        cur += round_len
+    labels[cur:] = [IGNORE_INDEX] * len(labels[cur:])
+    pad = tokenizer.pad_token_id
+    total = sum(1 for i in ids if i != pad) if pad is not None else len(ids)
+    return labels if cur == total else None
+
+
+def rule_labels(ids: list[int], offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[int]:
+    """The documented rule: a token is supervised iff its characters overlap a reply span (positive width)."""
+    out = []
+    for tid, (s, e) in zip(ids, offsets):
+        out.append(tid if any(max(s, a) < min(e, b) for a, b in spans) else IGNORE_INDEX)
+    return out
 
 
 def _normalise_turns(conversations: list[dict], text_only: bool) -> list[dict]:
@@ -72,20 +102,17 @@ def _normalise_turns(conversations: list[dict], text_only: bool) -> list[dict]:
 def tokenize_conversation(conversations, tokenizer, template_name: str, num_image_token: int, max_length: int,
                           text_only: bool = False) -> TokenizedSample:
     """Like `preprocess`, also reporting the untruncated length. Raises RecordError on an unusable sample."""
-    if not getattr(tokenizer, "is_fast", False):
-        raise TypeError("preprocess needs a fast tokenizer (character offsets); got " + type(tokenizer).__name__)
     turns = _normalise_turns(conversations, text_only)
-    block = image_block(num_image_token)
-    turns = [{"from": t["from"], "value": t["value"].replace(IMAGE_PLACEHOLDER, block)} for t in turns]
-    prompt, spans = render_with_spans(turns, template_name)
-    enc = tokenizer(prompt, return_offsets_mapping=True, truncation=False)
-    ids = torch.tensor(enc["input_ids"], dtype=torch.long)
-    offsets = torch.tensor(enc["offset_mapping"], dtype=torch.long).view(-1, 2)
-    supervised = torch.zeros(ids.numel(), dtype=torch.bool)
-    for a, b in spans:
-        # Overlap of positive width: zero-width tokens (BOS, trimmed whitespace) are never supervised.
-        supervised |= torch.maximum(offsets[:, 0], torch.tensor(a)) < torch.minimum(offsets[:, 1], torch.tensor(b))
-    labels = torch.where(supervised, ids, torch.full_like(ids, IGNORE_INDEX))
+    rendered = render_prompt(turns, template_name, image_blocks=image_block(num_image_token))
+    ids_list = encode_prompt(tokenizer, rendered.text)
+    labels_list = original_labels(ids_list, rendered.text, tokenizer, template_name)
+    if labels_list is None:  # the original would have wiped this sample: the documented rule instead
+        ids_again, offsets = encode_prompt_with_offsets(tokenizer, rendered.text)
+        if ids_again != ids_list:
+            raise AssertionError(f"{type(tokenizer).__name__}: ids with offsets differ from the plain ids")
+        labels_list = rule_labels(ids_list, offsets, rendered.reply_spans)
+    ids = torch.tensor(ids_list, dtype=torch.long)
+    labels = torch.tensor(labels_list, dtype=torch.long)
     full_length = int(ids.numel())
     if full_length > max_length:
         image_ids = [tokenizer.convert_tokens_to_ids(t) for t in (IMG_START_TOKEN, IMG_CONTEXT_TOKEN, IMG_END_TOKEN)]

@@ -159,10 +159,9 @@ def evaluate(cfg: DemoConfig, model_dir: Path, paths: DemoPaths) -> tuple[dict, 
 def sample_chat(cfg: DemoConfig, model_dir: Path, paths: DemoPaths) -> dict:
     """Ask the trained model a few questions about one held-out image, as `internvl-chat chat` would."""
     import torch
-    from transformers import AutoTokenizer
-
     from ..image import image_to_tensor, load_image
     from ..model import InternVLChatModel
+    from ..model.tokenizer import load_tokenizer
 
     records = {}
     for line in (paths.data / "test.jsonl").read_text(encoding="utf-8").splitlines():
@@ -172,7 +171,7 @@ def sample_chat(cfg: DemoConfig, model_dir: Path, paths: DemoPaths) -> dict:
         raise KeyError(f"eval.chat_image {cfg.eval.chat_image!r} is not a sample id of {paths.data / 'test.jsonl'}")
     image_path = paths.data / records[cfg.eval.chat_image]["image"]
     model = InternVLChatModel.from_pretrained(model_dir, dtype=torch.float32).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = load_tokenizer(model_dir)
     pixel_values = image_to_tensor(load_image(image_path), size=model.config.force_image_size).unsqueeze(0)
     turns = []
     for q in cfg.eval.chat_questions:

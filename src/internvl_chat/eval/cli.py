@@ -19,7 +19,7 @@ import torch
 
 from .benchmarks import benchmark_names, get_benchmark
 from .benchmarks.base import FLAVOURS
-from .runner import DistInfo, ModelGenerator, RunConfig, cache_dir, evaluate, read_cache
+from .runner import DistInfo, ModelGenerator, RunConfig, cache_dir, evaluate, model_identity, read_cache, validate
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -33,12 +33,11 @@ class LazyModelGenerator:
 
     def __call__(self, images, prompts, generation_config):
         if self._inner is None:
-            from transformers import AutoTokenizer
-
             from ..model import InternVLChatModel
+            from ..model.tokenizer import load_tokenizer
 
             model = InternVLChatModel.from_pretrained(self.model_dir, dtype=self.dtype).to(self.device).eval()
-            tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+            tokenizer = load_tokenizer(self.model_dir)
             self._inner = ModelGenerator(model, tokenizer)
         return self._inner(images, prompts, generation_config)
 
@@ -62,9 +61,27 @@ def _parser() -> argparse.ArgumentParser:
                    help="also run every benchmark with a blank image (OUT/<benchmark>-blank/)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", choices=sorted(_DTYPES), default="bf16" if torch.cuda.is_available() else "fp32")
+    p.add_argument("--regenerate", action="store_true",
+                   help="delete cached predictions made with another model or settings and generate them again "
+                        "(default: refuse, naming what differs)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--oracle", action="store_true",
+                   help="score the gold answers instead of a model (checks data and scoring; max score expected); "
+                        "writes OUT/<benchmark>-oracle/")
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     return p
+
+
+def _cached_model_path(out: Path, names: list[str]) -> str:
+    """Re-scoring without --model: the model recorded in the caches' keys (runner.cache_key)."""
+    import json
+
+    paths = set()
+    for n in names:
+        key = Path(out) / get_benchmark(n).name / "cache_key.json"
+        model = json.loads(key.read_text(encoding="utf-8")).get("model") if key.is_file() else None
+        paths.add((model or {}).get("path", "unknown"))
+    return ", ".join(sorted(paths)) + " (from the cache)"
 
 
 def _init_distributed(device: str) -> tuple[DistInfo, str]:
@@ -82,6 +99,16 @@ def _init_distributed(device: str) -> tuple[DistInfo, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .benchmarks import BenchmarkDataError
+
+    try:
+        return _main(argv)
+    except BenchmarkDataError as e:  # a user's data problem: one line, exit 2, no traceback
+        print(f"internvl-chat eval: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None = None) -> int:
     p = _parser()
     args = p.parse_args(argv)
     if args.list:
@@ -96,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--judge-url and --judge-model go together")
     if args.batch_size < 1:
         p.error("--batch-size must be at least 1")
+    if args.limit is not None and args.limit < 1:
+        p.error("--limit must be at least 1")
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
+        p.error("--max-new-tokens must be at least 1")
     names = [n.strip() for n in args.benchmarks.split(",") if n.strip()]
     try:
         for n in names:
@@ -103,30 +134,51 @@ def main(argv: list[str] | None = None) -> int:
     except KeyError as e:
         p.error(str(e.args[0]))
 
+    from ..validate import check_device, check_model_dir, check_output_dir
+
+    check_output_dir(args.out, "--out")
+    if not args.data_root.is_dir():
+        p.error(f"--data-root {args.data_root}: no such folder")
+    if args.oracle and args.blank_images:
+        p.error("--oracle and --blank-images do not go together")
+    if args.model is None and not args.oracle:
+        cfg0 = RunConfig(data_root=args.data_root, out_dir=args.out)
+        if any(not read_cache(cache_dir(cfg0, get_benchmark(n))) for n in names):
+            p.error("--model is required unless every benchmark is already cached under --out")
+    data = validate(names, args.data_root, args.limit)  # every benchmark's data first: the cheapest check to fail
+    identity = None
+    if args.model is not None:  # checked now, not when the first uncached batch needs the weights
+        check_model_dir(args.model)
+        check_device(args.device)
+        identity = {**model_identity(args.model), "dtype": args.dtype}
     judge = None
     if args.judge_url:
         from .judge import Judge
 
         judge = Judge(base_url=args.judge_url, model=args.judge_model)
     dist_info, device = _init_distributed(args.device)
-    if args.model is None:
-        cfg0 = RunConfig(data_root=args.data_root, out_dir=args.out)
-        if any(not read_cache(cache_dir(cfg0, get_benchmark(n))) for n in names):
-            p.error("--model is required unless every benchmark is already cached under --out")
     generator = LazyModelGenerator(args.model, device, _DTYPES[args.dtype])
 
     passes = [False, True] if args.blank_images else [False]
     runs = []
-    for blank in passes:
-        cfg = RunConfig(data_root=args.data_root, out_dir=args.out, batch_size=args.batch_size, limit=args.limit,
-                        flavour=args.flavour, judge=judge, blank_images=blank, max_new_tokens=args.max_new_tokens,
-                        progress=not args.no_progress)
-        runs += evaluate(names, generator, cfg, dist_info)
+    try:
+        for blank in passes:
+            cfg = RunConfig(data_root=args.data_root, out_dir=args.out, batch_size=args.batch_size, limit=args.limit,
+                            flavour=args.flavour, judge=judge, blank_images=blank, max_new_tokens=args.max_new_tokens,
+                            progress=not args.no_progress, oracle=args.oracle, model_identity=identity,
+                            match_model=args.model is not None, regenerate=args.regenerate)
+            runs += evaluate(names, generator, cfg, dist_info, data=data)
+    except KeyboardInterrupt:
+        if dist_info.is_main:  # every finished batch is already on disk (flushed per batch)
+            print(f"[eval] interrupted: the predictions made so far are kept under {args.out}; "
+                  "re-run the same command to continue", file=sys.stderr)
+        return 130
 
     if dist_info.is_main:
         from .report import ReportInfo, markdown, table_rows, write_report
 
-        info = ReportInfo(model=str(args.model), flavour=args.flavour, judge=judge.describe() if judge else None,
+        model_name = "oracle (gold answers)" if args.oracle else str(args.model or _cached_model_path(args.out, names))
+        info = ReportInfo(model=model_name, flavour=args.flavour, judge=judge.describe() if judge else None,
                           data_root=str(args.data_root), batch_size=args.batch_size, limit=args.limit)
         paths = write_report(runs, args.out, info)
         for run in runs:

@@ -52,8 +52,9 @@ def table_rows(runs: list[BenchmarkRun]) -> list[TableRow]:
     for run in runs:
         if run.result is None:
             continue
-        blank = run.benchmark.endswith("-blank")
-        name = run.benchmark[: -len("-blank")] if blank else run.benchmark
+        base = run.benchmark.removesuffix("-oracle")  # --oracle runs score the gold answers
+        blank = base.endswith("-blank")
+        name = base[: -len("-blank")] if blank else base
         bench = get_benchmark(name)
         published = rows_for(name) or [PublishedRow(bench.title, bench.split, bench.metric, None, name)]
         for p in published:
@@ -64,6 +65,10 @@ def table_rows(runs: list[BenchmarkRun]) -> list[TableRow]:
             if name == "synthetic":
                 chance = run.result.metrics.get("chance")
                 note = f"chance {chance:.1f}" if isinstance(chance, float) else note
+            skipped = run.result.metrics.get("skipped_rows") or {}
+            if skipped:  # n is what upstream scores; say which rows of the files were left out
+                extra = "skipped " + ", ".join(f"{k} {why}" for why, k in skipped.items())
+                note = f"{note}; {extra}" if note else extra
             rows.append(TableRow(p.title + (" (blank images)" if blank else ""), p.split, p.metric, value, ours, diff,
                                  run.benchmark, run.result.num_samples, note, run.result.submission))
     return rows

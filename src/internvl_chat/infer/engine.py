@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from ..constants import IMAGE_PLACEHOLDER, IMG_CONTEXT_TOKEN, image_block
-from ..conversation import get_conv_template
+from ..conversation import encode_prompt, get_conv_template, render_prompt
 from ..image import image_to_tensor
 
 RESERVED_TEXT = (IMAGE_PLACEHOLDER, "<img>", "</img>", IMG_CONTEXT_TOKEN)
@@ -208,15 +208,14 @@ class InferenceEngine:
 
     @classmethod
     def from_model_dir(cls, path, dtype: torch.dtype | None = None, device: str | None = None, **kwargs):
-        from transformers import AutoTokenizer
-
         from ..model import InternVLChatModel
+        from ..model.tokenizer import load_tokenizer
 
         path = Path(path)
         model = InternVLChatModel.from_pretrained(path, dtype=dtype)
         if device:
             model = model.to(device)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = load_tokenizer(path)
         return cls(model, tokenizer, **kwargs)
 
     @property
@@ -228,27 +227,27 @@ class InferenceEngine:
         """The V1.2 prompt for a conversation ending with a user turn; image blocks are expanded."""
         if not turns or turns[-1].role != "user":
             raise ValueError("the conversation must end with a user message")
-        template = get_conv_template(self.template_name)
-        default_system = getattr(self.model.config, "system_message", None) or template.system_message
-        template.system_message = system_message if system_message is not None else default_system
+        default_system = getattr(self.model.config, "system_message", None) or \
+            get_conv_template(self.template_name).system_message
+        rendered_turns = []
         for turn in turns:
             for reserved in RESERVED_TEXT:
                 if reserved in turn.text:
                     raise ValueError(f"{turn.role} message text contains the reserved marker {reserved!r}")
             if turn.role == "user":
-                text = (IMAGE_PLACEHOLDER + "\n") * len(turn.images) + turn.text
-                template.append_message(template.roles[0], text)
+                rendered_turns.append(("user", (IMAGE_PLACEHOLDER + "\n") * len(turn.images) + turn.text))
             elif turn.role == "assistant":
                 if turn.images:
                     raise ValueError("assistant messages cannot carry images")
-                template.append_message(template.roles[1], turn.text)
+                rendered_turns.append(("assistant", turn.text))
             else:
                 raise ValueError(f"unknown role {turn.role!r} (system messages go in system_message)")
-        template.append_message(template.roles[1], None)
-        return template.get_prompt().replace(IMAGE_PLACEHOLDER, image_block(self.model.num_image_token))
+        return render_prompt(rendered_turns, self.template_name,
+                             system_message if system_message is not None else default_system,
+                             image_blocks=image_block(self.model.num_image_token), add_generation_prompt=True).text
 
     def encode(self, prompt: str) -> list[int]:
-        return self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
+        return encode_prompt(self.tokenizer, prompt)
 
     def image_tensor(self, image: Image.Image) -> torch.Tensor:
         return image_to_tensor(image, size=self.image_size, pad2square=self.pad2square)

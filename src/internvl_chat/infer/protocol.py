@@ -20,8 +20,18 @@ ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "
                413: "invalid_request_error", 429: "rate_limit_error", 500: "server_error", 503: "server_error"}
 MAX_STOP_STRINGS = 4  # as OpenAI
 SUPPORTED_ROLES = {"system", "developer", "user", "assistant"}
-IGNORED_FIELDS = {"user", "metadata", "store", "frequency_penalty", "presence_penalty", "logit_bias",
-                  "parallel_tool_calls", "service_tier", "stream_options", "reasoning_effort", "modalities"}
+# Fields that change nothing about the answer: accepted and not used.
+IGNORED_FIELDS = {"user", "metadata", "store", "service_tier", "parallel_tool_calls"}
+# Fields this server implements (checked below).
+HANDLED_FIELDS = {"model", "messages", "n", "max_tokens", "max_completion_tokens", "stop", "temperature", "top_p",
+                  "seed", "stream", "stream_options"}
+# Fields that would change the answer if honoured: accepted only at their no-op value, refused otherwise,
+# so a client never gets an answer made without the option it asked for.
+NEUTRAL_VALUES = {"frequency_penalty": (0, 0.0), "presence_penalty": (0, 0.0), "logit_bias": ({},),
+                  "tools": ([],), "functions": ([],), "tool_choice": ("none",), "response_format": ({"type": "text"},),
+                  "logprobs": (False,), "top_logprobs": (0,), "modalities": (["text"],), "reasoning_effort": (),
+                  "prediction": (), "audio": (), "web_search_options": (), "function_call": ("none",)}
+MESSAGE_FIELDS = {"role", "content", "name"}
 
 
 class APIError(Exception):
@@ -53,7 +63,7 @@ def _bad(message: str, param: str | None, code: str = "invalid_value") -> APIErr
 def parse_json_body(body: bytes) -> dict:
     try:
         payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, and numbers too long to convert
         raise APIError(400, f"the request body is not valid JSON ({e})", code="invalid_json") from None
     except RecursionError:
         raise APIError(400, "the request body nests JSON too deeply", code="invalid_json") from None
@@ -61,6 +71,18 @@ def parse_json_body(body: bytes) -> dict:
         raise APIError(400, f"the request body must be a JSON object, got {type(payload).__name__}",
                        code="invalid_json")
     return payload
+
+
+def _refuse_unsupported(payload: dict) -> None:
+    for name, value in payload.items():
+        if name in HANDLED_FIELDS or name in IGNORED_FIELDS or value is None:
+            continue
+        if name not in NEUTRAL_VALUES:
+            raise _bad(f"unrecognized request argument {name!r}", name, "unknown_parameter")
+        neutral = NEUTRAL_VALUES[name]
+        if not any(type(value) is type(v) and value == v for v in neutral):
+            raise _bad(f"{name!r} is not supported by this server"
+                       + (f" (only {neutral[0]!r} is accepted)" if neutral else ""), name, "unsupported_parameter")
 
 
 def _number(payload: dict, name: str, default, lo: float, hi: float, integer: bool = False):
@@ -115,9 +137,7 @@ def parse_chat_request(payload: dict, load_image: Callable[[str, str], Any], max
         raise _bad("'messages' must be a non-empty list", "messages", "missing_required_parameter")
     n = _number(payload, "n", 1, 1, 1, integer=True)
     del n  # only one choice per request
-    for name in ("tools", "functions", "response_format", "logprobs", "top_logprobs"):
-        if payload.get(name):
-            raise _bad(f"'{name}' is not supported by this server", name, "unsupported_parameter")
+    _refuse_unsupported(payload)
 
     system_parts: list[str] = []
     turns: list[ChatTurn] = []
@@ -126,8 +146,12 @@ def parse_chat_request(payload: dict, load_image: Callable[[str, str], Any], max
         param = f"messages[{i}]"
         if not isinstance(msg, dict):
             raise _bad(f"{param} must be an object", param, "invalid_type")
+        extra = sorted(k for k in msg if k not in MESSAGE_FIELDS and not (k == "refusal" and msg[k] is None))
+        if extra:
+            raise _bad(f"{param}: unsupported field(s) {', '.join(map(repr, extra))} (tool calls are not supported)",
+                       f"{param}.{extra[0]}", "unsupported_parameter")
         role = msg.get("role")
-        if role not in SUPPORTED_ROLES:
+        if not isinstance(role, str) or role not in SUPPORTED_ROLES:
             raise _bad(f"{param}.role must be one of {sorted(SUPPORTED_ROLES)}, got {role!r}", f"{param}.role")
         text, images = _content_parts(msg.get("content"), f"{param}.content", load_image)
         image_count += len(images)
@@ -177,6 +201,9 @@ def parse_chat_request(payload: dict, load_image: Callable[[str, str], Any], max
     options = payload.get("stream_options") or {}
     if not isinstance(options, dict):
         raise _bad("'stream_options' must be an object", "stream_options", "invalid_type")
+    if set(options) - {"include_usage"} or not isinstance(options.get("include_usage", False), bool):
+        raise _bad("'stream_options' supports only include_usage (true or false)", "stream_options",
+                   "unsupported_parameter")
     return ChatRequest(model=model, turns=turns, system_message="\n".join(system_parts) if system_parts else None,
                        params=params, stream=stream, include_usage=bool(options.get("include_usage", False)),
                        max_tokens_given=max_tokens_given)

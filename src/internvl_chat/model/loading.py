@@ -18,7 +18,7 @@ import torch
 from ..constants import IMG_CONTEXT_TOKEN
 from .configuration import InternVisionConfig, InternVLChatConfig
 from .modeling import InternVLChatModel
-from .tokenizer import add_internvl_tokens
+from .tokenizer import add_internvl_tokens, load_tokenizer
 from .vision import InternVisionModel
 
 
@@ -100,6 +100,26 @@ def load_mlp_projector(path) -> dict[str, torch.Tensor]:
     return sd
 
 
+def resize_for_new_tokens(llm, vocab_size: int) -> int:
+    """Grow the LLM's embeddings to `vocab_size` rows as the V1.2 script did under transformers 4.37.
+
+    New input-embedding rows: N(0, initializer_range), what 4.37's `resize_token_embeddings` drew through
+    `_init_weights` (transformers 5 would default to mean-resizing). New lm_head rows: the mean of the old
+    rows, which the script set explicitly. Old rows keep their values. Returns how many rows were added.
+    """
+    old = llm.get_input_embeddings().weight.shape[0]
+    if vocab_size <= old:
+        return 0
+    llm.resize_token_embeddings(vocab_size, mean_resizing=False)
+    std = float(getattr(llm.config, "initializer_range", 0.02))
+    with torch.no_grad():
+        llm.get_input_embeddings().weight[old:].normal_(mean=0.0, std=std)
+        out = llm.get_output_embeddings()
+        if out is not None and out.weight is not llm.get_input_embeddings().weight:
+            out.weight[old:] = out.weight[:old].mean(dim=0, keepdim=True)
+    return vocab_size - old
+
+
 def compose_from_parts(vision_path, llm_path, mlp_path=None, *, template: str = "Hermes-2",
                        downsample_ratio: float = 0.5, force_image_size: int | None = None, select_layer: int = -1,
                        ps_version: str = "v1", drop_path_rate: float = 0.0, dtype=torch.bfloat16,
@@ -107,26 +127,21 @@ def compose_from_parts(vision_path, llm_path, mlp_path=None, *, template: str = 
     """Build a chat model for fine-tuning from an InternViT folder, an LLM folder and an optional
     projector file, as the V1.2 recipe does. Returns (model, tokenizer).
 
-    The tokenizer gets the InternVL special tokens; the LLM embeddings grow to
-    len(tokenizer) and new lm_head rows are set to the mean of the old rows.
+    The tokenizer gets all nine InternVL special tokens (`load_tokenizer`; ids the LLM vocabulary already has
+    are kept); the LLM embeddings grow to len(tokenizer) as in `resize_for_new_tokens`.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from .modeling import default_llm_attn_implementation
 
     vision = InternVisionModel.from_pretrained(vision_path, dtype=dtype, drop_path_rate=drop_path_rate)
-    tokenizer = AutoTokenizer.from_pretrained(llm_path)
+    tokenizer = load_tokenizer(llm_path, internvl_tokens=False)
     llm = AutoModelForCausalLM.from_pretrained(
         llm_path, dtype=dtype, use_safetensors=True,
         attn_implementation=attn_implementation or default_llm_attn_implementation())
     num_new = add_internvl_tokens(tokenizer)
     if num_new > 0 or llm.get_input_embeddings().weight.shape[0] < len(tokenizer):
-        old = llm.get_input_embeddings().weight.shape[0]
-        llm.resize_token_embeddings(len(tokenizer))
-        out_emb = llm.get_output_embeddings().weight.data
-        added = len(tokenizer) - old
-        if added > 0 and llm.get_output_embeddings() is not llm.get_input_embeddings():
-            out_emb[-added:] = out_emb[:-added].mean(dim=0, keepdim=True)
+        resize_for_new_tokens(llm, len(tokenizer))
     llm.config.vocab_size = len(tokenizer)
     config = InternVLChatConfig(
         vision_config=vision.config.to_dict(), llm_config=llm.config.to_dict(), template=template,

@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from ..constants import IGNORE_INDEX, IMAGE_PLACEHOLDER, IMG_CONTEXT_TOKEN, IMG_END_TOKEN, IMG_START_TOKEN
-from ..conversation import get_conv_template
+from ..conversation import encode_prompt, get_conv_template, left_pad, render_prompt
 from .configuration import InternVLChatConfig
 from .vision import InternVisionModel
 
@@ -243,18 +243,14 @@ class InternVLChatModel(PreTrainedModel):
         """The full templated prompt (image blocks expanded) for one question, as `chat` uses it."""
         if history is None and has_image and IMAGE_PLACEHOLDER not in question:
             question = IMAGE_PLACEHOLDER + "\n" + question
-        template = get_conv_template(self.template)
-        template.system_message = self._system_message(template)
+        turns = []
         for old_q, old_a in history or []:
-            template.append_message(template.roles[0], old_q)
-            template.append_message(template.roles[1], old_a)
-        template.append_message(template.roles[0], question)
-        template.append_message(template.roles[1], None)
-        query = template.get_prompt()
-        for n in num_patches_list or []:
-            block = IMG_START_TOKEN + IMG_CONTEXT_TOKEN * (self.num_image_token * n) + IMG_END_TOKEN
-            query = query.replace(IMAGE_PLACEHOLDER, block, 1)
-        return query
+            turns += [("user", old_q), ("assistant", old_a)]
+        turns.append(("user", question))
+        blocks = [IMG_START_TOKEN + IMG_CONTEXT_TOKEN * (self.num_image_token * n) + IMG_END_TOKEN
+                  for n in num_patches_list or []]
+        return render_prompt(turns, self.template, self._system_message(get_conv_template(self.template)),
+                             image_blocks=blocks, add_generation_prompt=True).text
 
     def _prepare_generation(self, tokenizer, generation_config: dict) -> tuple[dict, str]:
         self.img_context_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)
@@ -284,9 +280,9 @@ class InternVLChatModel(PreTrainedModel):
             question = IMAGE_PLACEHOLDER + "\n" + question  # kept in the history, as the original does
         cfg, sep = self._prepare_generation(tokenizer, generation_config)
         query = self.build_prompt(question, history, num_patches_list, has_image=pixel_values is not None)
-        inputs = tokenizer(query, return_tensors="pt", add_special_tokens=True)
-        out = self.generate(pixel_values=pixel_values, input_ids=inputs["input_ids"].to(self.device),
-                            attention_mask=inputs["attention_mask"].to(self.device), streamer=streamer, **cfg)
+        input_ids, attention_mask = _left_padded([encode_prompt(tokenizer, query)], tokenizer)
+        out = self.generate(pixel_values=pixel_values, input_ids=input_ids.to(self.device),
+                            attention_mask=attention_mask.to(self.device), streamer=streamer, **cfg)
         response = self._clean_response(tokenizer.batch_decode(out, skip_special_tokens=True)[0], sep)
         if verbose:
             print(query.replace(IMG_CONTEXT_TOKEN * self.num_image_token, "<IMG_CONTEXT>*N"), response)
@@ -310,19 +306,19 @@ class InternVLChatModel(PreTrainedModel):
             raise ValueError(f"pixel_values has {len(pixel_values)} images but num_patches_list sums to {sum(num_patches_list)}")
         cfg, sep = self._prepare_generation(tokenizer, generation_config)
         queries = [self.build_prompt(q, None, [n] if n else [], has_image=n > 0) for q, n in zip(questions, num_patches_list)]
-        side = tokenizer.padding_side
-        tokenizer.padding_side = "left"
-        try:
-            inputs = tokenizer(queries, return_tensors="pt", padding=True)
-        finally:
-            tokenizer.padding_side = side
-        out = self.generate(pixel_values=pixel_values, input_ids=inputs["input_ids"].to(self.device),
-                            attention_mask=inputs["attention_mask"].to(self.device), **cfg)
+        input_ids, attention_mask = _left_padded([encode_prompt(tokenizer, q) for q in queries], tokenizer)
+        out = self.generate(pixel_values=pixel_values, input_ids=input_ids.to(self.device),
+                            attention_mask=attention_mask.to(self.device), **cfg)
         responses = [self._clean_response(t, sep) for t in tokenizer.batch_decode(out, skip_special_tokens=True)]
         if verbose:
             for q, r in zip(questions, responses):
                 print(q, r)
         return responses
+
+
+def _left_padded(rows: list[list[int]], tokenizer) -> tuple[torch.Tensor, torch.Tensor]:
+    ids, mask = left_pad(rows, tokenizer)
+    return torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.long)
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:

@@ -97,12 +97,22 @@ def cli_main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--image-size", type=int, default=None, help="tiny only: image size in pixels (multiple of 28)")
     args = p.parse_args(argv)
+    from ..errors import UserError
+    from ..validate import check_output_dir
+
+    out_dir = check_output_dir(args.output, "--output")
+    if (out_dir / "config.json").exists():
+        raise UserError(f"--output {out_dir} already holds a model (config.json); choose a new folder")
     overrides = {}
     if args.image_size:
         if args.preset != "tiny":
             p.error("--image-size applies to the tiny preset only")
         overrides["image_size"] = args.image_size
     out = init_model_dir(args.preset, args.output, seed=args.seed, **overrides)
+    if args.preset == "tiny":
+        from ..validate import check_model_dir
+
+        check_model_dir(out)  # "wrote" only for a folder whose files are complete
     what = "config only (40.07B parameters; load real weights instead)" if args.preset == "v1_2" else "weights + tokenizer"
     print(f"wrote {args.preset} model to {out}: {what}", file=sys.stderr)
     return 0

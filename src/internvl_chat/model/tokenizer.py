@@ -1,4 +1,10 @@
-"""Tokenizer helpers: adding InternVL's special tokens, and tiny offline tokenizers for tests.
+"""The one tokenizer loader, InternVL's special tokens, and tiny offline tokenizers for tests.
+
+`load_tokenizer(path)` is what every command uses. Sentencepiece folders (`tokenizer.model` +
+`tokenizer_config.json`, with or without `tokenizer.json`, as Nous-Hermes-2-Yi-34B and the released
+InternVL-Chat-V1-2 ship them) load into `SentencePieceLlamaTokenizer`, which gives the ids transformers 4.37's
+slow `LlamaTokenizer` gave (the ids V1.2 trained on); folders with only a `tokenizer.json` (byte-level BPE)
+load with transformers' fast tokenizer. Remote code is never run.
 
 The tiny tokenizer mirrors the conventions of Nous-Hermes-2-Yi-34B that matter
 to V1.2 (no BOS added, pad = `<unk>` = id 0, eos = `<|im_end|>`, ChatML control
@@ -8,9 +14,19 @@ code paths are exercised exactly as with the real tokenizer.
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 from ..constants import ADDED_SPECIAL_TOKENS
+
+# tokenizer_config.json classes that mean "a sentencepiece Llama tokenizer" (the original loaded them with
+# the slow LlamaTokenizer whatever the folder said).
+SENTENCEPIECE_CLASSES = {None, "LlamaTokenizer", "LlamaTokenizerFast", "SentencePieceLlamaTokenizer"}
+
+
+class TokenizerLoadError(ValueError):
+    """A tokenizer folder that cannot be loaded; the message names the folder and what is wrong."""
 
 BASE_SPECIAL_TOKENS = ["<unk>", "<|startoftext|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|im_sep|>"]
 
@@ -63,9 +79,95 @@ def build_tiny_tokenizer(vocab_size: int = 1000, extra_corpus=(), seed: int = 0)
 
 
 def add_internvl_tokens(tokenizer) -> int:
-    """Add the V1.2 special tokens the tokenizer lacks (as the training script does); returns how many were added."""
-    vocab = tokenizer.get_vocab()
-    missing = [t for t in ADDED_SPECIAL_TOKENS if t not in vocab]
-    if not missing:
-        return 0
-    return tokenizer.add_tokens(missing, special_tokens=True)
+    """Register all nine InternVL tokens as special tokens, as the V1.2 script's `add_tokens(..., special_tokens=True)`.
+
+    Tokens the vocabulary already holds (as added tokens, or as ordinary pieces: `<img>`/`</img>` in Yi) keep
+    their ids and are never split again; the others get the next ids in order. Returns how many ids are new.
+    """
+    before = len(tokenizer)
+    tokenizer.add_tokens(list(ADDED_SPECIAL_TOKENS), special_tokens=True)
+    for tok in ADDED_SPECIAL_TOKENS:  # every one must now be a single token
+        ids = tokenizer(tok, add_special_tokens=False)["input_ids"]
+        if ids != [tokenizer.convert_tokens_to_ids(tok)]:
+            raise TokenizerLoadError(f"{tok!r} is still split into {ids} after add_tokens")
+    return len(tokenizer) - before
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise TokenizerLoadError(f"{path}: unreadable tokenizer file ({e})") from None
+
+
+def _load_sentencepiece(folder: Path, cfg: dict):
+    """The folder as transformers 4.37's `LlamaTokenizer.from_pretrained(folder, add_eos_token=False)` read it."""
+    from transformers import AddedToken
+
+    from .sentencepiece_tokenizer import SentencePieceLlamaTokenizer
+
+    kwargs = {k: v for k, v in cfg.items() if k in (
+        "unk_token", "bos_token", "eos_token", "pad_token", "add_bos_token", "legacy",
+        "clean_up_tokenization_spaces", "model_max_length", "padding_side", "additional_special_tokens")}
+    special_map = folder / "special_tokens_map.json"
+    if special_map.is_file():  # as 4.37: the map overrides tokenizer_config.json
+        kwargs.update(_read_json(special_map))
+    for key in ("unk_token", "bos_token", "eos_token", "pad_token"):
+        if isinstance(kwargs.get(key), dict):
+            kwargs[key] = AddedToken(**{**kwargs[key], "special": True})
+    extra = kwargs.pop("additional_special_tokens", None) or []
+    extra = [AddedToken(**t) if isinstance(t, dict) else t for t in extra]
+    decoder = {int(i): AddedToken(**t) for i, t in (cfg.get("added_tokens_decoder") or {}).items()}
+    added_file = folder / "added_tokens.json"
+    if added_file.is_file():  # older folders list their added tokens only there
+        named = {str(kwargs.get(k)) for k in ("unk_token", "bos_token", "eos_token", "pad_token")} | set(map(str, extra))
+        for content, idx in _read_json(added_file).items():
+            if int(idx) not in decoder:
+                special = content in named
+                decoder[int(idx)] = AddedToken(content, normalized=not special, special=special)
+    kwargs.setdefault("padding_side", "left")  # LlamaTokenizer's default side
+    tok = SentencePieceLlamaTokenizer(vocab_file=str(folder / "tokenizer.model"), add_eos_token=False,
+                                      added_tokens_decoder=decoder, extra_special_tokens=extra, **kwargs)
+    return tok
+
+
+def _load_library_tokenizer(folder: Path, load):
+    """Run a library loader on the user's files; what it raises on a damaged file becomes one TokenizerLoadError
+    naming the folder (the libraries raise plain Exception/RuntimeError for a malformed tokenizer.json/.model)."""
+    try:
+        return load()
+    except TokenizerLoadError:
+        raise
+    except Exception as e:  # noqa: BLE001 - re-raised with the folder named; --debug keeps the cause
+        detail = " ".join(str(e).split())[:300]
+        raise TokenizerLoadError(f"{folder}: cannot load it as a tokenizer ({type(e).__name__}: {detail})") from e
+
+
+def load_tokenizer(path, internvl_tokens: bool = True):
+    """Load a tokenizer folder as V1.2 did, then register the nine InternVL tokens (ids already there are kept).
+
+    `tokenizer.model` (+ `tokenizer_config.json` of a Llama tokenizer class, with or without `tokenizer.json`):
+    the slow-Llama-exact sentencepiece tokenizer. Only `tokenizer.json`: transformers' fast tokenizer.
+    Raises TokenizerLoadError naming the folder when neither is there or the class is not supported.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise TokenizerLoadError(f"{folder}: tokenizer folder does not exist")
+    cfg_path = folder / "tokenizer_config.json"
+    cfg = _read_json(cfg_path) if cfg_path.is_file() else {}
+    cls = cfg.get("tokenizer_class")
+    has_model, has_json = (folder / "tokenizer.model").is_file(), (folder / "tokenizer.json").is_file()
+    if has_model and cls in SENTENCEPIECE_CLASSES:
+        tok = _load_library_tokenizer(folder, lambda: _load_sentencepiece(folder, cfg))
+    elif has_json:
+        from transformers import AutoTokenizer
+
+        tok = _load_library_tokenizer(folder, lambda: AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False))
+    elif has_model:
+        raise TokenizerLoadError(f"{folder}: tokenizer_class {cls!r} with only tokenizer.model is not supported "
+                                 f"(supported: LlamaTokenizer sentencepiece folders, or a tokenizer.json)")
+    else:
+        raise TokenizerLoadError(f"{folder}: no tokenizer.model or tokenizer.json")
+    if internvl_tokens:
+        add_internvl_tokens(tok)
+    return tok

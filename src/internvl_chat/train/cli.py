@@ -1,9 +1,9 @@
 """`internvl-chat train CONFIG.yaml key=value ...` and `internvl-chat merge-lora --model IN --output OUT`.
 
 Under torchrun every process runs `main`; run directly it trains in one process.
-Exit codes: 0 finished or pre-empted with a checkpoint saved (re-run to resume),
-1 stopped by non-finite losses or too many rejected samples (checkpoint saved), 2 bad config
-or arguments.
+Exit codes: 0 finished or pre-empted / interrupted with a checkpoint saved (re-run to resume),
+1 stopped by non-finite losses or too many rejected samples (checkpoint saved) or nothing trained,
+2 bad config, arguments or inputs (one line, found before any rank loads the model; errors.py).
 """
 
 from __future__ import annotations
@@ -31,10 +31,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"internvl-chat train: the first argument must be the config file, got {path!r}\n\n{USAGE}",
               file=sys.stderr)
         return 2
+    from ..errors import is_rank0, report_user_error
+
     try:
         cfg = load_config(path, overrides)
+        from .preflight import preflight
+
+        preflight(cfg)
     except ConfigError as e:
-        print(f"internvl-chat train: {e}", file=sys.stderr)
+        report_user_error("internvl-chat train", e)
         return 2
     from ..data.rejects import TooManyRejects
     from .loop import train
@@ -44,9 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     except TooManyRejects as e:
         print(f"internvl-chat train: {e} (a checkpoint was saved)", file=sys.stderr)
         return 1
-    if result.status == "nonfinite":
-        print(f"internvl-chat train: {result.message}", file=sys.stderr)
+    if result.status in ("nonfinite", "nothing-trained"):
+        if is_rank0():
+            print(f"internvl-chat train: {result.message}", file=sys.stderr)
         return 1
+    if result.export_dir is not None and is_rank0():
+        from ..validate import check_model_dir
+
+        check_model_dir(result.export_dir)  # the "exported to" line stands only for a complete folder
     return 0
 
 
@@ -57,12 +67,22 @@ def merge_lora_main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", required=True, help="folder to write the merged checkpoint to")
     p.add_argument("--max-shard-size", default="5GB")
     args = p.parse_args(argv)
+    from pathlib import Path
+
+    from ..errors import UserError
+    from ..validate import check_model_dir, check_output_dir
     from .lora import merge_lora_checkpoint
 
-    merged = merge_lora_checkpoint(args.model, args.output, args.max_shard_size)
+    check_model_dir(args.model)
+    out = check_output_dir(args.output, "--output")
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"--output {out} already exists and is not empty; give a new folder (nothing is overwritten)")
+    if out.resolve() == Path(args.model).resolve():
+        raise UserError("--output must differ from --model")
+    merged = merge_lora_checkpoint(args.model, out, args.max_shard_size)
+    check_model_dir(out)  # "wrote" only once the folder is there and loadable by its headers
     if not merged:
-        print(f"merge-lora: {args.model} has no LoRA adapters; wrote an unchanged copy to {args.output}",
-              file=sys.stderr)
+        print(f"merge-lora: {args.model} has no LoRA adapters; wrote an unchanged copy to {out}", file=sys.stderr)
     else:
-        print(f"merge-lora: wrote merged checkpoint to {args.output}", file=sys.stderr)
+        print(f"merge-lora: wrote merged checkpoint to {out}", file=sys.stderr)
     return 0

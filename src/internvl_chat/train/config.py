@@ -20,9 +20,11 @@ from typing import Any
 
 import yaml
 
+from ..errors import UserError
 
-class ConfigError(ValueError):
-    pass
+
+class ConfigError(UserError, ValueError):
+    """A bad configuration value: one line and exit 2 at the command line (errors.py)."""
 
 
 @dataclass
@@ -269,6 +271,8 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
             cfg.seed = _coerce(value, int, where)
         else:
             _apply(cfg, section, sub, value, where)
+            # remembered (not a dataclass field, so not saved) for the "set but unused" checks in validate()
+            cfg.__dict__.setdefault("_overridden", set()).add(f"{section}.{sub}")
     return cfg
 
 
@@ -305,6 +309,12 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError("data.packing and data.group_by_length are alternatives; choose one")
     if cfg.data.source == "meta" and not cfg.data.meta_path:
         raise ConfigError("data.source=meta needs data.meta_path")
+    if cfg.data.source != "meta" and cfg.data.meta_path:
+        # a set option is used or refused: never train on generated data while the user named a file
+        raise ConfigError(f"data.meta_path={cfg.data.meta_path} is set but data.source={cfg.data.source} does not "
+                          f"read it; add data.source=meta to train on that file, or drop meta_path")
+    _validate_numbers(cfg)
+    _refuse_unused(cfg)
     if cfg.schedule.lr_scheduler not in ("cosine", "constant"):
         raise ConfigError(f"schedule.lr_scheduler must be cosine or constant, got {cfg.schedule.lr_scheduler!r}")
     if not 0.0 <= cfg.schedule.warmup_ratio < 1.0:
@@ -317,3 +327,51 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError("checkpoint.keep_last must be >= 1")
     if len(cfg.optim.betas) != 2:
         raise ConfigError(f"optim.betas must have two values, got {cfg.optim.betas}")
+
+
+def _validate_numbers(cfg: TrainConfig) -> None:
+    """Values that would train nothing, or something other than asked, without any error."""
+    if not str(cfg.logging.output_dir).strip():
+        raise ConfigError("logging.output_dir is empty; give a folder (output_dir=work_dirs/run)")
+    if cfg.batch.per_device_batch_size < 1 or cfg.batch.global_batch_size < 1:
+        raise ConfigError("batch.global_batch_size and batch.per_device_batch_size must be >= 1")
+    if cfg.schedule.max_steps < 0:
+        raise ConfigError(f"schedule.max_steps must be >= 0 (0: use num_train_epochs), got {cfg.schedule.max_steps}")
+    if cfg.schedule.max_steps == 0 and not cfg.schedule.num_train_epochs > 0:
+        raise ConfigError(f"schedule.num_train_epochs must be > 0 when max_steps=0, "
+                          f"got {cfg.schedule.num_train_epochs}")
+    if not cfg.optim.lr > 0:
+        raise ConfigError(f"optim.lr must be > 0, got {cfg.optim.lr}")
+    for name in ("weight_decay", "eps"):
+        if getattr(cfg.optim, name) < 0:
+            raise ConfigError(f"optim.{name} must be >= 0, got {getattr(cfg.optim, name)}")
+    if not all(0.0 <= b < 1.0 for b in cfg.optim.betas):
+        raise ConfigError(f"optim.betas must be in [0, 1), got {cfg.optim.betas}")
+    if not 0.0 <= cfg.schedule.min_lr_ratio <= 1.0:
+        raise ConfigError(f"schedule.min_lr_ratio must be in [0, 1], got {cfg.schedule.min_lr_ratio}")
+    if not 0.0 <= cfg.data.max_reject_fraction <= 1.0:
+        raise ConfigError(f"data.max_reject_fraction must be in [0, 1], got {cfg.data.max_reject_fraction}")
+    if cfg.data.max_seq_length < 1:
+        raise ConfigError(f"data.max_seq_length must be >= 1, got {cfg.data.max_seq_length}")
+    if cfg.data.num_workers < 0 or cfg.checkpoint.save_every < 0 or cfg.logging.log_every < 1:
+        raise ConfigError("data.num_workers and checkpoint.save_every must be >= 0, logging.log_every >= 1")
+    if cfg.logging.max_nonfinite_in_a_row < 1:
+        raise ConfigError("logging.max_nonfinite_in_a_row must be >= 1")
+
+
+def _refuse_unused(cfg: TrainConfig) -> None:
+    """A set option is used or refused: options that the rest of the config makes irrelevant."""
+    m, d = cfg.model, cfg.data
+    given = cfg.__dict__.get("_overridden", set())  # on the command line: a file may carry shared defaults
+    if "model.mlp_path" in given and m.mlp_path and not m.vision_path:
+        raise ConfigError("model.mlp_path is only used when composing from parts (model.vision_path + llm_path)")
+    if "model.preset_args" in given and m.preset_args and not m.preset:
+        raise ConfigError("model.preset_args is only used with model.preset")
+    unused = {"meta": ("data.synthetic_train", "data.synthetic_seed", "data.random_sample_length"),
+              "synthetic": ("data.base_dir", "data.random_sample_length"),
+              "random": ("data.base_dir", "data.synthetic_seed")}[d.source]
+    for key in unused:
+        if key in given:
+            raise ConfigError(f"{key} is set but data.source={d.source} does not use it")
+    if "tune.lora_dropout" in given and not (cfg.tune.use_llm_lora or cfg.tune.use_backbone_lora):
+        raise ConfigError("tune.lora_dropout is set but no LoRA is on (tune.use_llm_lora / use_backbone_lora)")

@@ -17,8 +17,10 @@ boundary and end the run cleanly.
 from __future__ import annotations
 
 import math
+import os
 import random
 import signal
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,6 +33,7 @@ import torch.distributed as dist
 from ..constants import IGNORE_INDEX
 from ..data import RejectLog
 from ..data.rejects import TooManyRejects
+from ..errors import UserError
 from .checkpoint import export_pretrained, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .data import build_train_data
@@ -57,7 +60,7 @@ class LoopState:
 
 @dataclass
 class TrainResult:
-    status: str  # completed | preempted | nonfinite
+    status: str  # completed | preempted | nonfinite | nothing-trained
     step: int
     total_steps: int
     output_dir: Path
@@ -67,13 +70,17 @@ class TrainResult:
 
 
 class StopSignal:
-    """Remembers SIGTERM / SIGUSR1; the loop polls it at step boundaries (all ranks agree via all-reduce)."""
+    """Remembers SIGTERM / SIGUSR1 / SIGINT; the loop polls it at step boundaries (all ranks agree via all-reduce).
 
-    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+    Ctrl-C (SIGINT) saves a checkpoint like a pre-emption; a second Ctrl-C aborts at once (KeyboardInterrupt).
+    Forked DataLoader workers inherit the handler and ignore the signal (their parent decides)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 
     def __init__(self):
         self.received: int | None = None
         self._previous = {}
+        self._pid = os.getpid()
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():  # Python only delivers signals there
@@ -82,6 +89,13 @@ class StopSignal:
         return self
 
     def _handle(self, signum, frame):
+        if os.getpid() != self._pid:
+            return  # a forked DataLoader worker: the main process handles the stop
+        if signum == signal.SIGINT and self.received == signal.SIGINT:
+            raise KeyboardInterrupt  # second Ctrl-C: abort without saving
+        if signum == signal.SIGINT and os.environ.get("RANK", "0") == "0":
+            print("\n[train] Ctrl-C: saving a checkpoint after this step (Ctrl-C again to abort without saving)",
+                  file=sys.stderr, flush=True)
         self.received = signum
 
     def __exit__(self, *exc):
@@ -146,12 +160,12 @@ def _train(cfg: TrainConfig, info: DistInfo, dataset) -> TrainResult:
     if latest is not None:
         trainer_state, rank_state = load_checkpoint(latest, model, optimizer)
         if trainer_state["total_steps"] != total:
-            raise ValueError(f"{latest} belongs to a run of {trainer_state['total_steps']} steps, this config gives "
+            raise UserError(f"{latest} belongs to a run of {trainer_state['total_steps']} steps, this config gives "
                              f"{total}: the lr schedule would differ (use a new output_dir or checkpoint.resume=false)")
         scheduler.load_state_dict(trainer_state["scheduler"])
         state = LoopState(**trainer_state["loop"])
         if rank_state is None or trainer_state["world_size"] != info.world_size:
-            raise ValueError(f"{latest} was written by {trainer_state['world_size']} processes, this run has "
+            raise UserError(f"{latest} was written by {trainer_state['world_size']} processes, this run has "
                              f"{info.world_size}: the sampler position and RNG streams are per rank")
         state.consumed = rank_state["consumed"]
         data.sampler.load_state_dict(rank_state["sampler"])
@@ -267,6 +281,11 @@ def _train(cfg: TrainConfig, info: DistInfo, dataset) -> TrainResult:
                 break
     rejects.close()
     export_dir = None
+    if status == "completed" and state.step - state.skipped <= 0:
+        # every step was skipped (all samples rejected, no supervised token): exporting would ship the initial model
+        status = "nothing-trained"
+        message = (f"no step updated the model ({state.skipped} of {state.step} skipped: every sample was rejected "
+                   f"or had no supervised token; see {out / 'rejects'}); nothing exported")
     if status == "completed":
         if cfg.checkpoint.export:
             dtype = param_dtype(cfg.parallel, info.device)

@@ -89,13 +89,12 @@ def merge_lora(model) -> bool:
 
 def merge_lora_checkpoint(src: str | Path, dst: str | Path, max_shard_size: str = "5GB") -> bool:
     """Load a LoRA-trained export, merge the adapters and write a plain checkpoint (+ tokenizer)."""
-    from transformers import AutoTokenizer
-
     from ..model import InternVLChatModel
+    from ..model.tokenizer import load_tokenizer
 
     model = InternVLChatModel.from_pretrained(src)
     merged = merge_lora(model)
     model.save_pretrained(dst, max_shard_size=max_shard_size)
     if any(Path(src).glob("tokenizer*")):
-        AutoTokenizer.from_pretrained(src).save_pretrained(dst)
+        load_tokenizer(src).save_pretrained(dst)
     return merged

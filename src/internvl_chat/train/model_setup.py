@@ -24,13 +24,9 @@ def load_tokenizer(cfg: TrainConfig):
         from ..model.tokenizer import build_tiny_tokenizer
 
         return build_tiny_tokenizer(**({"vocab_size": m.preset_args["vocab_size"]} if "vocab_size" in m.preset_args else {}))
-    from transformers import AutoTokenizer
+    from ..model.tokenizer import load_tokenizer as load_folder
 
-    from ..model.tokenizer import add_internvl_tokens
-
-    tok = AutoTokenizer.from_pretrained(m.path or m.llm_path)
-    add_internvl_tokens(tok)
-    return tok
+    return load_folder(m.path or m.llm_path)  # registers the nine InternVL tokens
 
 
 def load_source_model(cfg: TrainConfig, tokenizer, parts_dtype: torch.dtype = torch.float32) -> InternVLChatModel:

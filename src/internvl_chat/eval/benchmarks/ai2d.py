@@ -1,11 +1,10 @@
 """AI2D test: option-letter accuracy.
 
-Files (under --data-root/ai2d/): InternVL's test.jsonl (image relative to this
-folder, question with the options already in it, answer), VLMEvalKit's
-AI2D_TEST.tsv, or the lmms-lab/ai2d parquet (data/test-*.parquet; options list,
-answer = option index). For the TSV/parquet layouts the options and the letter
-instruction are appended (InternVL's later test_vlmevalkit.jsonl layout); since
-7725e00 InternVL adds no suffix of its own for AI2D.
+Files (under --data-root/ai2d/ or InternVL's ai2diagram/): InternVL V1.2's test.jsonl
+(Qwen-VL's conversion: image named data/ai2diagram/..., question with the options
+already in it, answer letter), VLMEvalKit's AI2D_TEST.tsv, or the lmms-lab/ai2d parquet
+(data/test-*.parquet; options list, answer = option index). Since 7725e00 InternVL adds
+no suffix for AI2D; TSV/parquet rows are rendered like the jsonl question (see prompt()).
 """
 
 from __future__ import annotations
@@ -13,44 +12,71 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image,
+    LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths,
     hf_image, letter_options, list_options, mcq_prompt, parquet_shards, read_jsonl, read_parquet, read_tsv,
-    register, require, tsv_image,
+    register, require, tsv_image, Layout, internvl_image, load_layout, tsv_index,
 )
 from .scoring import accuracy_result, mcq_letter, metric
 
 
-def load(data_root: Path) -> list[Sample]:
-    root = data_root / "ai2d"
-    if (root / "test.jsonl").exists():
-        return [Sample(id=str(r.get("question_id", i)), image=file_image(root, require(r, "image"), r["_origin"]),
+def _options_in(question: str) -> dict[str, str]:
+    """The "X. option" lines of a jsonl question (for the vlmevalkit flavour's option matching)."""
+    out = {}
+    for line in question.split("\n")[1:]:
+        if len(line) > 2 and line[0] in LETTERS and line[1:3] == ". ":
+            out[line[0]] = line[3:]
+    return out
+
+
+def _from_internvl(data_root: Path):
+    def read(root: Path) -> list[Sample]:
+        # InternVL V1.2 (evaluate_vqa.py, ai2diagram_test): Qwen-VL's test.jsonl, options already in the
+        # question; image paths relative to internvl_chat/ (data/ai2diagram/...)
+        return [Sample(id=str(r.get("question_id", i)),
+                       image=internvl_image(data_root, root, require(r, "image"), r["_origin"]),
                        question=str(require(r, "question")), answer=str(require(r, "answer")),
-                       meta={"options_in_question": True})
+                       choices=_options_in(str(r["question"])), meta={"options_in_question": True})
                 for i, r in enumerate(read_jsonl(root / "test.jsonl"))]
-    if (root / "AI2D_TEST.tsv").exists():
-        rows = read_tsv(root / "AI2D_TEST.tsv")
-        by_index = {str(r["index"]): r for r in rows}
-        return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
-                       answer=str(require(r, "answer")).strip(), choices=letter_options(r)) for r in rows]
-    shards = parquet_shards(root, "data/test-*.parquet")
-    if shards:
-        out = []
-        for i, r in enumerate(read_parquet(shards)):
-            choices = list_options(list(require(r, "options")))
-            try:
-                answer = LETTERS[int(require(r, "answer"))]
-            except (ValueError, IndexError):
-                raise BenchmarkDataError(f"{r['_origin']}: answer {r['answer']!r} is not an option index") from None
-            out.append(Sample(id=str(i), image=hf_image(r), question=str(require(r, "question")), answer=answer,
-                              choices=choices))
-        return out
-    raise BenchmarkDataError(f"AI2D: found none of {root}/test.jsonl, AI2D_TEST.tsv, data/test-*.parquet")
+    return read
+
+
+def _from_tsv(root: Path) -> list[Sample]:
+    rows = read_tsv(root / "AI2D_TEST.tsv")
+    by_index = tsv_index(rows)
+    return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
+                   answer=str(require(r, "answer")).strip(), choices=letter_options(r)) for r in rows]
+
+
+def _from_parquet(root: Path) -> list[Sample]:
+    out = []
+    for i, r in enumerate(read_parquet(parquet_shards(root, "data/test-*.parquet"))):
+        choices = list_options(list(require(r, "options")))
+        try:
+            answer = LETTERS[int(require(r, "answer"))]
+        except (ValueError, IndexError):
+            raise BenchmarkDataError(f"{r['_origin']}: answer {r['answer']!r} is not an option index") from None
+        out.append(Sample(id=str(i), image=hf_image(r), question=str(require(r, "question")), answer=answer,
+                          choices=choices))
+    return out
+
+
+def load(data_root: Path) -> list[Sample]:
+    layouts = [
+        Layout("InternVL V1.2 jsonl", ["test.jsonl"], _from_internvl(data_root)),
+        Layout("VLMEvalKit TSV", ["AI2D_TEST.tsv"], _from_tsv),
+        Layout("Hugging Face lmms-lab/ai2d parquet", ["data/test-*.parquet"], _from_parquet),
+    ]
+    return load_layout("AI2D", data_root, ("ai2d", "ai2diagram"), layouts)
 
 
 def prompt(s: Sample) -> str:
+    # V1.2 prompts AI2D with the jsonl question as is (evaluate_vqa.py: ai2d_prompt = '' since 7725e00,
+    # and an empty prompt adds nothing). The same question from a TSV/parquet row is rendered the way
+    # that jsonl holds it (question, then one "X. option" line per option) and gets no suffix either,
+    # so one question has one prompt whatever the layout.
     if s.meta.get("options_in_question"):
         return s.question
-    return mcq_prompt(s.question, s.choices)
+    return mcq_prompt(s.question, s.choices, suffix="")
 
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:

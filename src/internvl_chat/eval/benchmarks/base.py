@@ -9,12 +9,11 @@ images, Hugging Face parquet, the original json/jsonl + image folders) onto
 
 from __future__ import annotations
 
+import ast
 import base64
 import binascii
-import csv
 import json
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -33,8 +32,14 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 FLAVOURS = ("internvl", "vlmevalkit")  # scoring flavours the CLI accepts; prompts are always InternVL's
 
 
+DOCS_LINK = "docs/eval.md#data-layout-under---data-root"
+
+
 class BenchmarkDataError(ValueError):
-    """A benchmark file that cannot be used; the message names the file, the row and what is wrong."""
+    """A benchmark file that cannot be used; the message names the file, the row and what is wrong.
+
+    The CLI prints it as one line and exits 2 (before any model is loaded).
+    """
 
 
 @dataclass
@@ -113,9 +118,100 @@ class Benchmark:
     has_answers: bool = True  # False: writes the official submission file instead of a score
     flavours: dict[str, str] = field(default_factory=dict)  # our flavour -> what the metric flavour is called
 
+    oracle: Callable[[Sample], str] | None = None  # the gold prediction of a sample (--oracle); None: default_oracle
+    check_submission: Callable[[str, list[Sample]], str] | None = None  # test splits: validate the written file
+
     def generation_config(self) -> dict:
         # V1.2 is evaluated greedily (>30B params forces num_beams=1 in InternVL's scripts).
         return dict(do_sample=False, num_beams=1, max_new_tokens=self.max_new_tokens, min_new_tokens=1)
+
+
+class LoadResult(list):
+    """The samples a loader returns, plus which layout they came from and which rows it skipped (and why)."""
+
+    def __init__(self, samples=(), layout: str = "", skipped: dict[str, int] | None = None):
+        super().__init__(samples)
+        self.layout = layout
+        self.skipped = {k: v for k, v in (skipped or {}).items() if v}
+
+
+@dataclass
+class Layout:
+    """One way a benchmark is distributed: the files that identify it and the reader for it.
+
+    `files` are paths (or globs) relative to the benchmark folder; the first one is the
+    marker: when it exists but another file is missing the layout is incomplete (an error
+    naming the missing file), rather than silently falling through to another layout.
+    """
+
+    name: str  # e.g. "VLMEvalKit TSV"
+    files: list[str]
+    read: Callable[[Path], list[Sample]]
+
+
+def _present(root: Path, pattern: str) -> bool:
+    if any(c in pattern for c in "*?["):
+        return any(root.glob(pattern))
+    return (root / pattern).exists()
+
+
+def bench_root(data_root: Path, names: tuple[str, ...]) -> Path:
+    """The benchmark folder under --data-root: ours (`mmvp/`) or InternVL's `data/` name (`MMVP/`)."""
+    for n in names:
+        if (data_root / n).is_dir():
+            return data_root / n
+    return data_root / names[0]
+
+
+def load_layout(title: str, data_root: Path, folders: tuple[str, ...], layouts: list[Layout]) -> LoadResult:
+    """Detect which layout `folders` hold and read it; an unknown or incomplete layout is a one-line error."""
+    root = bench_root(data_root, folders)
+    for layout in layouts:
+        if all(_present(root, f) for f in layout.files):
+            out = layout.read(root)
+            if not isinstance(out, LoadResult):
+                out = LoadResult(out)
+            out.layout = layout.name
+            return out
+    expected = "; ".join(f"{lay.name}: {', '.join(lay.files)}" for lay in layouts)
+    for layout in layouts:
+        if _present(root, layout.files[0]):
+            missing = [f for f in layout.files if not _present(root, f)]
+            raise BenchmarkDataError(f"{title}: {root} has {layout.files[0]} but not {', '.join(missing)} "
+                                     f"(the {layout.name} layout needs {', '.join(layout.files)}); see {DOCS_LINK}")
+    found = sorted(p.name for p in root.iterdir())[:8] if root.is_dir() else []
+    what = f"found {', '.join(found)}" if found else ("the folder is empty" if root.is_dir() else "the folder does not exist")
+    raise BenchmarkDataError(f"{title}: no known layout in {root} ({what}); expected one of {expected}; see {DOCS_LINK}")
+
+
+def internvl_image(data_root: Path, root: Path, rel: str, origin: str) -> "ImageSource":
+    """An image path from InternVL's V1.2 eval jsonl files.
+
+    InternVL's scripts run from internvl_chat/ and the jsonl files name images as
+    `data/<bench>/...` (evaluate_vqa.py / evaluate_scienceqa.py open them as given), so
+    `data/` is our --data-root; a file moved elsewhere is still found next to the jsonl.
+    """
+    rel = str(rel)
+    if rel.startswith("data/"):
+        direct = data_root / rel[len("data/"):]
+        parts = rel.split("/", 2)
+        if not direct.exists() and len(parts) == 3 and (root / parts[2]).exists():
+            return ImageSource(path=str(root / parts[2]), origin=origin)
+        return ImageSource(path=str(direct), origin=origin)
+    return ImageSource(path=str(root / rel), origin=origin)
+
+
+def default_oracle(s: Sample) -> str:
+    """The gold answer as a model output: the letter, the text, or the most frequent reference answer."""
+    a = s.answer
+    if a is None:  # test splits: any well-formed answer (the submission format is what is checked)
+        return next(iter(s.choices), "unanswerable")
+    if isinstance(a, (list, tuple)):
+        counts: dict[str, int] = {}
+        for x in a:
+            counts[str(x)] = counts.get(str(x), 0) + 1
+        return max(counts, key=counts.get)  # first of the most frequent (dict keeps insertion order)
+    return str(a)
 
 
 _REGISTRY: dict[str, Benchmark] = {}
@@ -146,30 +242,48 @@ def benchmark_names() -> list[str]:
 # ---------------------------------------------------------------- readers
 
 
-def find_file(root: Path, candidates: list[str], what: str) -> Path:
-    """The first of `candidates` (paths relative to `root`) that exists, else an error listing all tried."""
-    for rel in candidates:
-        p = root / rel
-        if p.exists():
-            return p
-    tried = "\n  ".join(str(root / c) for c in candidates)
-    raise BenchmarkDataError(f"{what}: none of these files exist:\n  {tried}\n(see docs/eval.md for the layout)")
+def read_tsv(path: Path) -> list[dict[str, Any]]:
+    """A VLMEvalKit / InternVL TSV read as upstream reads it: `pandas.read_csv(path, sep='\\t')`.
 
+    Both VLMEvalKit (vlmeval/smp/file.py `load`) and InternVL's V1.2 MMBench script
+    (internvl_chat/eval/mmbench/evaluate_mmbench.py) read with pandas, so cells mean what
+    pandas makes of them: `NA`, `N/A`, `null`, `nan` and empty cells are missing (None
+    here), a whitespace-only cell is kept, and a column of numbers is numeric (an option
+    column with a missing cell becomes float, printed as `2.0`).
+    """
+    import pandas as pd
 
-def read_tsv(path: Path) -> list[dict[str, str]]:
-    """A VLMEvalKit TSV (tab separated, header row, base64 image column) as a list of dicts."""
-    csv.field_size_limit(sys.maxsize)  # base64 images are far bigger than csv's 128 KiB default
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter="\t")
-        rows = []
-        for i, row in enumerate(reader, start=2):
-            if None in row:
-                raise BenchmarkDataError(f"{path}:{i}: more fields than the header has")
-            row["_origin"] = f"{path.name} line {i}"
-            rows.append(row)
-    if not rows:
+    try:
+        df = pd.read_csv(path, sep="\t")
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise BenchmarkDataError(f"{path}: not a readable TSV ({type(e).__name__}: {str(e).splitlines()[0]})") from e
+    if df.empty:
         raise BenchmarkDataError(f"{path}: no rows")
+    rows = []
+    for i, row in enumerate(df.to_dict("records"), start=2):
+        row = {str(k): (None if _is_na(v) else v) for k, v in row.items()}
+        row["_origin"] = f"{path.name} line {i}"
+        rows.append(row)
     return rows
+
+
+def _is_na(value: Any) -> bool:
+    """pandas' missing markers (NaN, NaT, pd.NA), as pd.isna sees a scalar cell."""
+    if value is None:
+        return True
+    if isinstance(value, (str, bytes, list, tuple, dict)):
+        return False
+    import pandas as pd
+
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def cell_text(value: Any) -> str:
+    """A TSV cell as the original's f-string / str() shows it (numbers as pandas typed them: 2.0, 3)."""
+    return str(value)
 
 
 def read_parquet(paths: list[Path]) -> list[dict[str, Any]]:
@@ -234,18 +348,32 @@ def is_missing(value: Any) -> bool:
 
 
 def tsv_image(row: dict, rows_by_index: dict[str, dict]) -> ImageSource:
-    """VLMEvalKit stores each image once; a short `image` cell is the index of the row that holds it."""
-    cell = require(row, "image")
-    if len(cell) <= 64:
-        if cell not in rows_by_index:
+    """VLMEvalKit stores each image once; a short `image` cell is the index of the row that holds it.
+
+    Multi-image rows (MMMU) hold a Python list repr, because pandas writes list cells with
+    str(); VLMEvalKit reads them back with a literal eval (vlmeval/dataset/image_base.py
+    `dump_image`). We parse it with ast.literal_eval (never eval) and, as V1.2, use the first image.
+    """
+    cell = str(require(row, "image"))
+    if len(cell) <= 64 and not cell.startswith("["):
+        ref = rows_by_index.get(cell) or rows_by_index.get(cell.split(".")[0])
+        if ref is None:
             raise BenchmarkDataError(f"{row['_origin']}: image refers to index {cell!r}, which is not in the file")
-        cell = rows_by_index[cell]["image"]
-    if cell.startswith("["):  # multi-image benchmarks (MMMU) keep a list; V1.2 uses the first image only
+        cell = str(ref["image"])
+    if cell.startswith("["):
         try:
-            cell = json.loads(cell)[0]
-        except (json.JSONDecodeError, IndexError) as e:
-            raise BenchmarkDataError(f"{row['_origin']}: image list cannot be parsed ({e})") from e
+            images = ast.literal_eval(cell)
+            cell = str(images[0])
+        except (ValueError, SyntaxError, IndexError, TypeError) as e:
+            raise BenchmarkDataError(f"{row['_origin']}: image list cannot be parsed ({type(e).__name__})") from None
+        if len(cell) <= 64 and cell in rows_by_index:
+            cell = str(rows_by_index[cell]["image"])
     return ImageSource(b64=cell, origin=row["_origin"])
+
+
+def tsv_index(rows: list[dict]) -> dict[str, dict]:
+    """Rows by their `index` cell as text (pandas reads it as an int)."""
+    return {str(r["index"]): r for r in rows if "index" in r}
 
 
 def hf_image(row: dict, key: str = "image") -> ImageSource:
@@ -292,3 +420,30 @@ def mean(values: list[float]) -> float:
 def check_lengths(samples: list[Sample], preds: list[str], name: str) -> None:
     if len(samples) != len(preds):
         raise ValueError(f"{name}: {len(samples)} samples but {len(preds)} predictions")
+
+
+def check_json_submission(path: str, samples: list[Sample], kind: str) -> str:
+    """Check a written submission file against the server's expected format; returns a one-line verdict.
+
+    kind "mmmu": {question id: answer string} (MMMU EvalAI); "vizwiz": [{"image", "answer"}] (VizWiz
+    EvalAI, one per test image); "docvqa": [{"questionId": int, "answer": str}] (RRC).
+    """
+    data = read_json(Path(path))
+    if kind == "mmmu":
+        ok = isinstance(data, dict) and set(data) == {s.id for s in samples} and all(isinstance(v, str) for v in data.values())
+        expected = "an object {question id: answer string} with every test question"
+    elif kind == "vizwiz":
+        ok = (isinstance(data, list) and all(isinstance(r, dict) and set(r) == {"image", "answer"} and isinstance(r["answer"], str)
+                                             for r in data)
+              and sorted(r["image"] for r in data) == sorted(s.meta["image"] for s in samples))
+        expected = 'a list of {"image", "answer"} with every test image once'
+    elif kind == "docvqa":
+        ok = (isinstance(data, list) and all(isinstance(r, dict) and set(r) == {"questionId", "answer"}
+                                             and isinstance(r["questionId"], int) and isinstance(r["answer"], str) for r in data)
+              and sorted(str(r["questionId"]) for r in data) == sorted(s.id for s in samples))
+        expected = 'a list of {"questionId": int, "answer": str} with every test question once'
+    else:
+        raise ValueError(f"unknown submission kind {kind!r}")
+    if not ok:
+        raise BenchmarkDataError(f"{path}: not in the server's format (expected {expected})")
+    return f"ok: {len(data)} entries, {expected}"

@@ -1,9 +1,9 @@
 """ChartQA test: relaxed accuracy (5% numeric tolerance), headline = mean of human and augmented.
 
-Files (under --data-root/chartqa/): the original test/test_human.json and
-test/test_augmented.json ([{imgname, query, label}]) + test/png/, the
-HuggingFaceM4/ChartQA parquet (data/test-*.parquet, human_or_machine 0 = human),
-or VLMEvalKit's ChartQA_TEST.tsv (a `split` column).
+Files (under --data-root/chartqa/): the release as "ChartQA Dataset.zip" unpacks
+("ChartQA Dataset/test/test_human.json", test_augmented.json ([{imgname, query, label}])
+and png/), the HuggingFaceM4/ChartQA parquet (data/test-*.parquet, human_or_machine
+0 = human), or VLMEvalKit's ChartQA_TEST.tsv (`split` test_human / test_augmented).
 InternVL passes the prediction as the target of relaxed_correctness (swapped
 arguments); that is the default flavour, VLMEvalKit's orientation is selectable.
 """
@@ -14,39 +14,64 @@ from pathlib import Path
 
 from .base import (
     Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, hf_image,
-    mean, parquet_shards, read_json, read_parquet, read_tsv, register, require, tsv_image,
+    mean, parquet_shards, read_json, read_parquet, read_tsv, register, require, tsv_image, Layout, load_layout,
+    tsv_index,
 )
 from .scoring import accuracy_result, metric, parse_answer_list
 from .textvqa import short_answer_prompt
 
 
-def load(data_root: Path) -> list[Sample]:
-    root = data_root / "chartqa"
-    originals = [("human", root / "test" / "test_human.json"), ("augmented", root / "test" / "test_augmented.json")]
-    if any(p.exists() for _, p in originals):
+def _from_official(folder: str):
+    def read(root: Path) -> list[Sample]:
         out = []
-        for split, path in originals:
-            if not path.exists():
-                raise BenchmarkDataError(f"ChartQA: {path} is missing (both test splits are needed)")
+        for split in ("human", "augmented"):
+            path = root / folder / f"test_{split}.json"
             for i, r in enumerate(read_json(path)):
                 r["_origin"] = f"{path.name} [{i}]"
-                out.append(Sample(id=f"{split}/{i}", image=file_image(root / "test" / "png", require(r, "imgname"), r["_origin"]),
+                out.append(Sample(id=f"{split}/{i}", image=file_image(root / folder / "png", require(r, "imgname"), r["_origin"]),
                                   question=str(require(r, "query")), answer=[str(require(r, "label"))],
                                   meta={"category": split}))
         return out
-    shards = parquet_shards(root, "data/test-*.parquet")
-    if shards:
-        return [Sample(id=str(i), image=hf_image(r), question=str(require(r, "query")),
-                       answer=parse_answer_list(require(r, "label"), r["_origin"]),
-                       meta={"category": "human" if int(require(r, "human_or_machine")) == 0 else "augmented"})
-                for i, r in enumerate(read_parquet(shards))]
-    if (root / "ChartQA_TEST.tsv").exists():
-        rows = read_tsv(root / "ChartQA_TEST.tsv")
-        by_index = {str(r["index"]): r for r in rows}
-        return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
-                       answer=parse_answer_list(require(r, "answer"), r["_origin"]),
-                       meta={"category": str(r.get("split", "")).replace("_test", "")}) for r in rows]
-    raise BenchmarkDataError(f"ChartQA: found none of {root}/test/test_human.json, data/test-*.parquet, ChartQA_TEST.tsv")
+    return read
+
+
+def _from_parquet(root: Path) -> list[Sample]:
+    return [Sample(id=str(i), image=hf_image(r), question=str(require(r, "query")),
+                   answer=parse_answer_list(require(r, "label"), r["_origin"]),
+                   meta={"category": "human" if int(require(r, "human_or_machine")) == 0 else "augmented"})
+            for i, r in enumerate(read_parquet(parquet_shards(root, "data/test-*.parquet")))]
+
+
+def _tsv_split(value, origin: str) -> str:
+    # VLMEvalKit's ChartQA_TEST.tsv (vlmeval/dataset/image_vqa.py ImageVQADataset) names the splits
+    # test_human / test_augmented, the names of the release's files
+    split = str(value or "").removeprefix("test_")
+    if split not in ("human", "augmented"):
+        raise BenchmarkDataError(f"{origin}: split {value!r} is not test_human or test_augmented")
+    return split
+
+
+def _from_tsv(root: Path) -> list[Sample]:
+    rows = read_tsv(root / "ChartQA_TEST.tsv")
+    by_index = tsv_index(rows)
+    return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
+                   answer=parse_answer_list(require(r, "answer"), r["_origin"]),
+                   meta={"category": _tsv_split(require(r, "split"), r["_origin"])}) for r in rows]
+
+
+def _official_files(folder: str) -> list[str]:
+    return [f"{folder}/test_human.json", f"{folder}/test_augmented.json", f"{folder}/png"]
+
+
+LAYOUTS = [
+    Layout("official release (ChartQA Dataset.zip)", _official_files("ChartQA Dataset/test"), _from_official("ChartQA Dataset/test")),
+    Layout("Hugging Face HuggingFaceM4/ChartQA parquet", ["data/test-*.parquet"], _from_parquet),
+    Layout("VLMEvalKit TSV", ["ChartQA_TEST.tsv"], _from_tsv),
+]
+
+
+def load(data_root: Path) -> list[Sample]:
+    return load_layout("ChartQA", data_root, ("chartqa", "ChartQA"), LAYOUTS)
 
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:

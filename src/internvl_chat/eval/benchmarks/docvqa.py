@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 
 from .base import (
+    check_json_submission,
     Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, hf_image,
-    parquet_shards, read_json, read_parquet, read_tsv, register, require, tsv_image,
+    parquet_shards, read_json, read_parquet, read_tsv, register, require, tsv_image, Layout, load_layout, tsv_index,
 )
 from .scoring import accuracy_result, metric, parse_answer_list
 from .textvqa import short_answer_prompt
@@ -22,28 +23,34 @@ _HF = {"val": "validation", "test": "test"}
 
 
 def _loader(split: str):
-    def load(data_root: Path) -> list[Sample]:
-        root = data_root / "docvqa"
+    def official(root: Path) -> list[Sample]:
         original = root / split / f"{split}_v1.0.json"
-        if original.exists():
-            out = []
-            for i, r in enumerate(require(read_json(original), "data")):
-                r["_origin"] = f"{original.name} data[{i}]"
-                answer = parse_answer_list(require(r, "answers"), r["_origin"]) if split == "val" else None
-                out.append(Sample(id=str(require(r, "questionId")), image=file_image(root / split, require(r, "image"), r["_origin"]),
-                                  question=str(require(r, "question")), answer=answer))
-            return out
-        shards = parquet_shards(root, f"DocVQA/{_HF[split]}-*.parquet")
-        if shards:
-            return [Sample(id=str(require(r, "questionId")), image=hf_image(r), question=str(require(r, "question")),
-                           answer=parse_answer_list(require(r, "answers"), r["_origin"]) if split == "val" else None)
-                    for r in read_parquet(shards)]
-        if split == "val" and (root / "DocVQA_VAL.tsv").exists():
-            rows = read_tsv(root / "DocVQA_VAL.tsv")
-            by_index = {str(r["index"]): r for r in rows}
-            return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
-                           answer=parse_answer_list(require(r, "answer"), r["_origin"])) for r in rows]
-        raise BenchmarkDataError(f"DocVQA {split}: found neither {original} nor {root}/DocVQA/{_HF[split]}-*.parquet")
+        out = []
+        for i, r in enumerate(require(read_json(original), "data")):
+            r["_origin"] = f"{original.name} data[{i}]"
+            answer = parse_answer_list(require(r, "answers"), r["_origin"]) if split == "val" else None
+            out.append(Sample(id=str(require(r, "questionId")), image=file_image(root / split, require(r, "image"), r["_origin"]),
+                              question=str(require(r, "question")), answer=answer))
+        return out
+
+    def hf(root: Path) -> list[Sample]:
+        return [Sample(id=str(require(r, "questionId")), image=hf_image(r), question=str(require(r, "question")),
+                       answer=parse_answer_list(require(r, "answers"), r["_origin"]) if split == "val" else None)
+                for r in read_parquet(parquet_shards(root, f"DocVQA/{_HF[split]}-*.parquet"))]
+
+    def tsv(root: Path) -> list[Sample]:
+        rows = read_tsv(root / "DocVQA_VAL.tsv")
+        by_index = tsv_index(rows)
+        return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
+                       answer=parse_answer_list(require(r, "answer"), r["_origin"])) for r in rows]
+
+    layouts = [Layout("official release", [f"{split}/{split}_v1.0.json", f"{split}/documents"], official),
+               Layout("Hugging Face lmms-lab/DocVQA parquet", [f"DocVQA/{_HF[split]}-*.parquet"], hf)]
+    if split == "val":
+        layouts.append(Layout("VLMEvalKit TSV", ["DocVQA_VAL.tsv"], tsv))
+
+    def load(data_root: Path) -> list[Sample]:
+        return load_layout(f"DocVQA {split}", data_root, ("docvqa",), layouts)
 
     return load
 
@@ -80,4 +87,5 @@ register(Benchmark(
 register(Benchmark(
     name="docvqa-test", title="DocVQA", split="test", metric="submission", max_new_tokens=100, load=_loader("test"),
     prompt=short_answer_prompt, score=score_test, data_dir="docvqa", has_answers=False,
+    check_submission=lambda path, samples: check_json_submission(path, samples, "docvqa"),
 ))

@@ -3,7 +3,8 @@
 Files (under --data-root/gqa/): the original testdev_balanced_questions.json
 ({qid: {imageId, question, answer, isBalanced, ...}}) + images/<imageId>.jpg,
 InternVL's llava_gqa_testdev_balanced_qwen_format.jsonl (question_id, image,
-question, answer; image relative to this folder), or VLMEvalKit's GQA_TestDev_Balanced.tsv.
+question, answer; image named data/gqa/images/..., relative to InternVL's
+internvl_chat/), or VLMEvalKit's GQA_TestDev_Balanced.tsv.
 """
 
 from __future__ import annotations
@@ -11,35 +12,50 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, read_json,
+    Benchmark, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, read_json,
     read_jsonl, read_tsv, register, require, tsv_image,
+    Layout, LoadResult, internvl_image, load_layout, tsv_index,
 )
 from .scoring import accuracy_result, metric
 from .textvqa import short_answer_prompt
 
 
-def load(data_root: Path) -> list[Sample]:
-    root = data_root / "gqa"
-    if (root / "llava_gqa_testdev_balanced_qwen_format.jsonl").exists():
-        return [Sample(id=str(require(r, "question_id")), image=file_image(root, require(r, "image"), r["_origin"]),
+def _from_internvl(data_root: Path):
+    def read(root: Path) -> list[Sample]:
+        # InternVL V1.2 (evaluate_vqa.py, gqa_testdev_llava): image paths are relative to internvl_chat/
+        return [Sample(id=str(require(r, "question_id")),
+                       image=internvl_image(data_root, root, require(r, "image"), r["_origin"]),
                        question=str(require(r, "question")), answer=str(require(r, "answer")))
                 for r in read_jsonl(root / "llava_gqa_testdev_balanced_qwen_format.jsonl")]
-    if (root / "testdev_balanced_questions.json").exists():
-        out = []
-        for qid, r in read_json(root / "testdev_balanced_questions.json").items():
-            r["_origin"] = f"testdev_balanced_questions.json {qid}"
-            if r.get("isBalanced") is False:
-                continue  # the official eval.py scores balanced questions only
-            out.append(Sample(id=str(qid), image=file_image(root, f"images/{require(r, 'imageId')}.jpg", r["_origin"]),
-                              question=str(require(r, "question")), answer=str(require(r, "answer"))))
-        return out
-    if (root / "GQA_TestDev_Balanced.tsv").exists():
-        rows = read_tsv(root / "GQA_TestDev_Balanced.tsv")
-        by_index = {str(r["index"]): r for r in rows}
-        return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
-                       answer=str(require(r, "answer"))) for r in rows]
-    raise BenchmarkDataError(f"GQA: found none of {root}/llava_gqa_testdev_balanced_qwen_format.jsonl, "
-                             "testdev_balanced_questions.json, GQA_TestDev_Balanced.tsv")
+    return read
+
+
+def _from_official(root: Path) -> LoadResult:
+    out, unbalanced = [], 0
+    for qid, r in read_json(root / "testdev_balanced_questions.json").items():
+        r["_origin"] = f"testdev_balanced_questions.json {qid}"
+        if r.get("isBalanced") is False:
+            unbalanced += 1  # the official eval.py scores balanced questions only
+            continue
+        out.append(Sample(id=str(qid), image=file_image(root, f"images/{require(r, 'imageId')}.jpg", r["_origin"]),
+                          question=str(require(r, "question")), answer=str(require(r, "answer"))))
+    return LoadResult(out, skipped={"not in the balanced set": unbalanced})
+
+
+def _from_tsv(root: Path) -> list[Sample]:
+    rows = read_tsv(root / "GQA_TestDev_Balanced.tsv")
+    by_index = tsv_index(rows)
+    return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
+                   answer=str(require(r, "answer"))) for r in rows]
+
+
+def load(data_root: Path) -> list[Sample]:
+    layouts = [
+        Layout("InternVL V1.2 jsonl", ["llava_gqa_testdev_balanced_qwen_format.jsonl"], _from_internvl(data_root)),
+        Layout("official release", ["testdev_balanced_questions.json", "images"], _from_official),
+        Layout("VLMEvalKit TSV", ["GQA_TestDev_Balanced.tsv"], _from_tsv),
+    ]
+    return load_layout("GQA", data_root, ("gqa",), layouts)
 
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:

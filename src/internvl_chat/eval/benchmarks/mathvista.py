@@ -1,8 +1,8 @@
 """MathVista testmini: the dataset's own `query` prompt, answer extraction, official normalisation.
 
 Files (under --data-root/mathvista/): the Hugging Face AI4Math/MathVista parquet
-(data/testmini-*.parquet), the original testmini.json + images/, or the
-VLMEvalKit MathVista_MINI.tsv.
+(data/testmini-*.parquet), the lupantech/MathVista release (data/testmini.json +
+data/query.json + data/images/), or the VLMEvalKit MathVista_MINI.tsv.
 
 Extraction: InternVL's script sends anything its shortcuts (exact choice, int,
 float) miss to an OpenAI model. Rule-based by default here: after the
@@ -18,22 +18,34 @@ import re
 from pathlib import Path
 
 from .base import (
-    Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, hf_image,
-    is_missing, parquet_shards, read_json, read_parquet, read_tsv, register, require, tsv_image,
+    Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, check_lengths, file_image, hf_image,
+    is_missing, load_layout, parquet_shards, read_json, read_parquet, read_tsv, register, require, tsv_image, tsv_index,
 )
 from .scoring import accuracy_result, metric
 
 _ANSWER_LINE = re.compile(r"(Final answer:|Answer:)\s*(.*)", re.IGNORECASE)
 
 
-def _precision(value) -> int | None:
-    return None if is_missing(value) else int(float(value))
+def _precision(value, answer: str, answer_type: str) -> int | None:
+    """The rounding precision of a float answer.
+
+    HF and the official json carry `precision`; VLMEvalKit's MathVista_MINI.tsv has no such
+    column (VLMEvalKit compares floats directly, vlmeval/dataset/utils/mathvista.py
+    post_check). The official normaliser (MathVista evaluation/calculate_score.py) would
+    then round to an integer, so we take the gold answer's own decimal places, which is
+    how the dataset's precision field is defined (e.g. "1.5" -> 1).
+    """
+    if not is_missing(value):
+        return int(float(value))
+    if answer_type != "float":
+        return None
+    return len(answer.split(".", 1)[1]) if "." in answer else 0
 
 
 def _choices(value, origin: str) -> list[str] | None:
     if is_missing(value):
         return None
-    if isinstance(value, str):
+    if isinstance(value, str):  # a TSV list cell is the Python repr pandas wrote
         try:
             value = ast.literal_eval(value)
         except (ValueError, SyntaxError):
@@ -41,34 +53,52 @@ def _choices(value, origin: str) -> list[str] | None:
     return [str(c) for c in value]
 
 
-def _sample(r: dict, image, prompt_key: str) -> Sample:
+def _sample(r: dict, image, prompt: str) -> Sample:
     pid = str(r.get("pid", r.get("index")))
     meta = r.get("metadata") if isinstance(r.get("metadata"), dict) else {}
+    answer, answer_type = str(require(r, "answer")), str(require(r, "answer_type"))
     return Sample(
-        id=pid, image=image, question=str(require(r, prompt_key)), answer=str(require(r, "answer")),
+        id=pid, image=image, question=str(prompt), answer=answer,
         meta={"choices": _choices(r.get("choices"), r["_origin"]), "question_type": str(require(r, "question_type")),
-              "answer_type": str(require(r, "answer_type")), "precision": _precision(r.get("precision")),
+              "answer_type": answer_type, "precision": _precision(r.get("precision"), answer, answer_type),
               "task": meta.get("task", r.get("task"))},
     )
 
 
+def _from_parquet(root: Path) -> list[Sample]:
+    shards = parquet_shards(root, "data/testmini-*.parquet")
+    return [_sample(r, hf_image(r, "decoded_image"), require(r, "query")) for r in read_parquet(shards)]
+
+
+def _from_official(root: Path) -> list[Sample]:
+    # lupantech/MathVista: data/testmini.json has no `query`; the prompts live in data/query.json
+    # keyed by pid (the official evaluation/generate_response.py reads them from there).
+    data = read_json(root / "data/testmini.json")
+    queries = read_json(root / "data/query.json")
+    out = []
+    for pid, r in data.items():
+        r = dict(r, pid=pid, _origin=f"data/testmini.json pid {pid}")
+        if pid not in queries:
+            raise BenchmarkDataError(f"MathVista: pid {pid} of data/testmini.json has no prompt in data/query.json")
+        out.append(_sample(r, file_image(root / "data", require(r, "image"), r["_origin"]), queries[pid]))
+    return out
+
+
+def _from_tsv(root: Path) -> list[Sample]:
+    rows = read_tsv(root / "MathVista_MINI.tsv")
+    by_index = tsv_index(rows)
+    return [_sample(r, tsv_image(r, by_index), require(r, "question")) for r in rows]
+
+
+LAYOUTS = [
+    Layout("Hugging Face AI4Math/MathVista parquet", ["data/testmini-*.parquet"], _from_parquet),
+    Layout("official release", ["data/testmini.json", "data/query.json", "data/images"], _from_official),
+    Layout("VLMEvalKit TSV", ["MathVista_MINI.tsv"], _from_tsv),
+]
+
+
 def load(data_root: Path) -> list[Sample]:
-    root = data_root / "mathvista"
-    shards = parquet_shards(root, "data/testmini-*.parquet") or parquet_shards(root, "testmini-*.parquet")
-    if shards:
-        return [_sample(r, hf_image(r, "decoded_image"), "query") for r in read_parquet(shards)]
-    if (root / "testmini.json").exists():
-        data = read_json(root / "testmini.json")
-        rows = []
-        for pid, r in data.items():
-            r = dict(r, pid=pid, _origin=f"testmini.json pid {pid}")
-            rows.append(_sample(r, file_image(root, require(r, "image"), r["_origin"]), "query"))
-        return rows
-    if (root / "MathVista_MINI.tsv").exists():
-        rows = read_tsv(root / "MathVista_MINI.tsv")
-        by_index = {str(r["index"]): r for r in rows}
-        return [_sample(r, tsv_image(r, by_index), "question") for r in rows]
-    raise BenchmarkDataError(f"MathVista: found none of {root}/data/testmini-*.parquet, testmini.json, MathVista_MINI.tsv")
+    return load_layout("MathVista", data_root, ("mathvista", "MathVista"), LAYOUTS)
 
 
 def prompt(s: Sample) -> str:

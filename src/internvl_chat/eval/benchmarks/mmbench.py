@@ -12,50 +12,75 @@ from pathlib import Path
 
 from .base import (
     MCQ_SUFFIX_CN, MCQ_SUFFIX_EN, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext,
-    check_lengths, find_file, hf_image, is_missing, letter_options, mcq_prompt, mean, parquet_shards, read_parquet,
-    read_tsv, register, require, tsv_image,
+    Layout, check_lengths, hf_image, load_layout, mcq_prompt, mean, parquet_shards, read_parquet, read_tsv, register,
+    require, tsv_image, tsv_index,
 )
 from .scoring import mcq_letter, metric
 
 CIRCULAR_OFFSET = 1_000_000
-_FILES = {  # (language, split) -> TSV names in preference order, parquet glob
-    ("en", "dev"): (["MMBench_DEV_EN.tsv", "mmbench_dev_en_20231003.tsv", "mmbench_dev_20230712.tsv"], "en/dev-*.parquet"),
-    ("cn", "dev"): (["MMBench_DEV_CN.tsv", "mmbench_dev_cn_20231003.tsv"], "cn/dev-*.parquet"),
-    ("en", "test"): (["MMBench_TEST_EN.tsv", "mmbench_test_en_20231003.tsv"], "en/test-*.parquet"),
-    ("cn", "test"): (["MMBench_TEST_CN.tsv", "mmbench_test_cn_20231003.tsv"], "cn/test-*.parquet"),
+_FILES = {  # (language, split) -> VLMEvalKit TSV, InternVL V1.2 TSVs (evaluate_mmbench.py ds_collections), parquet
+    ("en", "dev"): ("MMBench_DEV_EN.tsv", ["mmbench_dev_20230712.tsv", "mmbench_dev_en_20231003.tsv"], "en/dev-*.parquet"),
+    ("cn", "dev"): ("MMBench_DEV_CN.tsv", ["mmbench_dev_cn_20231003.tsv"], "cn/dev-*.parquet"),
+    ("en", "test"): ("MMBench_TEST_EN.tsv", ["mmbench_test_en_20231003.tsv"], "en/test-*.parquet"),
+    ("cn", "test"): ("MMBench_TEST_CN.tsv", ["mmbench_test_cn_20231003.tsv"], "cn/test-*.parquet"),
 }
 _XLSX_DROP = {"image", "_origin"}
 
 
+def _cell(value) -> str | None:
+    """A cell as InternVL's MMBenchDataset uses it: pandas-missing -> None, anything else as f'{value}' shows it.
+
+    read_tsv already read the file with pandas (NA/N/A/null -> missing, ' ' kept, numeric
+    columns typed), so only non-missing values arrive here (evaluate_mmbench.py load_from_df).
+    """
+    return None if value is None else str(value)
+
+
+def _samples(rows: list[dict], images: dict, split: str) -> list[Sample]:
+    samples = []
+    for r in rows:
+        try:
+            index = int(float(require(r, "index")))
+        except ValueError:
+            raise BenchmarkDataError(f"{r['_origin']}: index {r['index']!r} is not an integer") from None
+        answer = None if split == "test" or r.get("answer") is None else str(r["answer"]).strip()
+        choices = {c: _cell(r[c]) for c in "ABCDE" if _cell(r.get(c)) is not None}
+        samples.append(Sample(
+            id=str(index), image=images[id(r)], question=str(require(r, "question")), answer=answer,
+            choices=choices, hint=_cell(r.get("hint")),
+            meta={"category": r.get("category"), "l2-category": r.get("l2-category"),
+                  "row": {k: v for k, v in r.items() if k not in _XLSX_DROP}},
+        ))
+    if split == "dev" and any(s.answer is None for s in samples):
+        missing = next(s.id for s in samples if s.answer is None)
+        raise BenchmarkDataError(f"MMBench dev: row with index {missing} has no answer")
+    return samples
+
+
 def _loader(language: str, split: str):
+    vek, ivl, pq_glob = _FILES[(language, split)]
+
+    def from_tsv(name):
+        def read(root: Path) -> list[Sample]:
+            rows = read_tsv(root / name)
+            by_index = tsv_index(rows)
+            return _samples(rows, {id(r): tsv_image(r, by_index) for r in rows}, split)
+        return read
+
+    def from_parquet(root: Path) -> list[Sample]:
+        rows = read_parquet(parquet_shards(root, pq_glob))
+        for r in rows:  # the HF snapshot is the same table through arrow: null is the missing cell
+            for k, v in r.items():
+                if isinstance(v, float) and v != v:
+                    r[k] = None
+        return _samples(rows, {id(r): hf_image(r) for r in rows}, split)
+
+    layouts = [Layout("VLMEvalKit TSV", [vek], from_tsv(vek))]
+    layouts += [Layout("InternVL V1.2 TSV", [n], from_tsv(n)) for n in ivl]
+    layouts.append(Layout("Hugging Face lmms-lab/MMBench parquet", [pq_glob], from_parquet))
+
     def load(data_root: Path) -> list[Sample]:
-        root = data_root / "mmbench"
-        tsvs, pq_glob = _FILES[(language, split)]
-        shards = parquet_shards(root, pq_glob)
-        if shards and not any((root / t).exists() for t in tsvs):
-            rows = read_parquet(shards)
-            images = {id(r): hf_image(r) for r in rows}
-        else:
-            rows = read_tsv(find_file(root, tsvs, f"MMBench {language} {split}"))
-            by_index = {str(r["index"]): r for r in rows}
-            images = {id(r): tsv_image(r, by_index) for r in rows}
-        samples = []
-        for r in rows:
-            try:
-                index = int(float(require(r, "index")))
-            except ValueError:
-                raise BenchmarkDataError(f"{r['_origin']}: index {r['index']!r} is not an integer") from None
-            answer = None if split == "test" or is_missing(r.get("answer")) else str(r["answer"]).strip()
-            samples.append(Sample(
-                id=str(index), image=images[id(r)], question=str(require(r, "question")), answer=answer,
-                choices=letter_options(r), hint=None if is_missing(r.get("hint")) else str(r["hint"]),
-                meta={"category": r.get("category"), "l2-category": r.get("l2-category"),
-                      "row": {k: (None if is_missing(v) else v) for k, v in r.items() if k not in _XLSX_DROP}},
-            ))
-        if split == "dev" and any(s.answer is None for s in samples):
-            missing = next(s.id for s in samples if s.answer is None)
-            raise BenchmarkDataError(f"MMBench {language} dev: row with index {missing} has no answer")
-        return samples
+        return load_layout(f"MMBench {language} {split}", data_root, ("mmbench",), layouts)
 
     return load
 
@@ -100,6 +125,27 @@ def _score_dev(name):
     return score
 
 
+def check_xlsx(path: str, samples: list[Sample]) -> str:
+    """The MMBench server takes the TSV's columns plus `prediction`, one row per TSV row.
+
+    The server matches each prediction to an option itself, so the cell may hold any text
+    (InternVL's post_process passes unmatched outputs through); every TSV index must be there once.
+    """
+    from openpyxl import load_workbook
+
+    ws = load_workbook(path, read_only=True).active
+    rows = list(ws.iter_rows(values_only=True))
+    header, body = list(rows[0]), rows[1:]
+    need = {"index", "question", "A", "B", "prediction"}
+    if not need <= set(header) or len(body) != len(samples):
+        raise BenchmarkDataError(f"{path}: not in the MMBench server's format (columns {sorted(need)} and "
+                                 f"{len(samples)} rows expected; found {header} and {len(body)} rows)")
+    index_at = header.index("index")
+    if sorted(str(int(float(row[index_at]))) for row in body) != sorted(s.id for s in samples):
+        raise BenchmarkDataError(f"{path}: the index column does not hold every TSV index once")
+    return f"ok: {len(body)} rows, TSV columns + prediction"
+
+
 def _score_test(name):
     def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
         from openpyxl import Workbook
@@ -131,7 +177,7 @@ for _lang, _title in (("en", "MMBench"), ("cn", "MMBench-CN")):
             name=_name, title=_title, split=_split, metric="circular accuracy" if _split == "dev" else "submission",
             max_new_tokens=100, load=_loader(_lang, _split), prompt=_prompt(_lang),
             score=_score_dev(_name) if _split == "dev" else _score_test(_name), data_dir="mmbench",
-            has_answers=_split == "dev",
+            has_answers=_split == "dev", check_submission=None if _split == "dev" else check_xlsx,
             flavours={"internvl": "internvl_post_process -> circular exact matching",
                       "vlmevalkit": "can_infer (+judge) -> circular exact matching"},
         ))

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from .base import (
     SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths,
-    file_image, hf_image, parquet_shards, read_parquet, read_tsv, register, require, tsv_image,
+    file_image, hf_image, Layout, load_layout, parquet_shards, read_parquet, read_tsv, register, require,
+    tsv_image, tsv_index,
 )
 from ..metrics.yesno import internvl_mme_postprocess
 from .scoring import metric
@@ -32,37 +33,48 @@ def _sample(sid: str, subtask: str, image_key: str, image, question: str, answer
                   meta={"category": subtask, "image_key": image_key})
 
 
+def _from_tsv(root: Path) -> list[Sample]:
+    rows = read_tsv(root / "MME.tsv")
+    by_index = tsv_index(rows)
+    return [_sample(str(r["index"]), str(require(r, "category")), str(r.get("image_path") or r["index"]),
+                    tsv_image(r, by_index), str(require(r, "question")), str(require(r, "answer")), r["_origin"])
+            for r in rows]
+
+
+def _from_parquet(root: Path) -> list[Sample]:
+    return [_sample(f"{r['question_id']}#{i}", str(require(r, "category")), str(require(r, "question_id")),
+                    hf_image(r), str(require(r, "question")), str(require(r, "answer")), r["_origin"])
+            for i, r in enumerate(read_parquet(parquet_shards(root, "data/test-*.parquet")))]
+
+
+def _from_internvl(root: Path) -> list[Sample]:
+    # internvl_chat/eval/mme/eval.py: Your_Results/<subtask>.txt lines "image\tquestion\tgt",
+    # images copied by get_images.py to images/<subtask>/
+    samples = []
+    for txt in sorted((root / "Your_Results").glob("*.txt")):
+        subtask = txt.stem
+        for line_no, line in enumerate(txt.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            origin = f"{txt.name} line {line_no}"
+            parts = line.strip().split("\t")
+            if len(parts) < 3:
+                raise BenchmarkDataError(f"{txt}:{line_no}: expected image<TAB>question<TAB>answer")
+            img, question, gt = parts[0], parts[1], parts[2].strip()
+            samples.append(_sample(f"{subtask}/{img}#{line_no}", subtask, img,
+                                   file_image(root, f"images/{subtask}/{img}", origin), question, gt, origin))
+    return samples
+
+
+LAYOUTS = [
+    Layout("VLMEvalKit TSV", ["MME.tsv"], _from_tsv),
+    Layout("Hugging Face lmms-lab/MME parquet", ["data/test-*.parquet"], _from_parquet),
+    Layout("InternVL V1.2 (eval/mme)", ["Your_Results/*.txt", "images"], _from_internvl),
+]
+
+
 def load(data_root: Path) -> list[Sample]:
-    root = data_root / "mme"
-    if (root / "MME.tsv").exists():
-        rows = read_tsv(root / "MME.tsv")
-        by_index = {str(r["index"]): r for r in rows}
-        return [_sample(str(r["index"]), str(require(r, "category")), str(r.get("image_path") or r["index"]),
-                        tsv_image(r, by_index), str(require(r, "question")), str(require(r, "answer")), r["_origin"])
-                for r in rows]
-    shards = parquet_shards(root, "data/test-*.parquet")
-    if shards:
-        return [_sample(f"{r['question_id']}#{i}", str(require(r, "category")), str(require(r, "question_id")),
-                        hf_image(r), str(require(r, "question")), str(require(r, "answer")), r["_origin"])
-                for i, r in enumerate(read_parquet(shards))]
-    txt_dir = root / "Your_Results"
-    if txt_dir.is_dir():
-        samples = []
-        for txt in sorted(txt_dir.glob("*.txt")):
-            subtask = txt.stem
-            for line_no, line in enumerate(txt.read_text(encoding="utf-8").splitlines(), start=1):
-                if not line.strip():
-                    continue
-                origin = f"{txt.name} line {line_no}"
-                parts = line.split("\t")
-                if len(parts) < 3:
-                    raise BenchmarkDataError(f"{txt}:{line_no}: expected image<TAB>question<TAB>answer")
-                img, question, gt = parts[0], parts[1], parts[2].strip()
-                samples.append(_sample(f"{subtask}/{img}#{line_no}", subtask, img,
-                                       file_image(root, f"images/{subtask}/{img}", origin), question, gt, origin))
-        if samples:
-            return samples
-    raise BenchmarkDataError(f"MME: found none of {root}/MME.tsv, {root}/data/test-*.parquet, {txt_dir}/*.txt")
+    return load_layout("MME", data_root, ("mme", "MME"), LAYOUTS)
 
 
 def prompt(s: Sample) -> str:

@@ -13,9 +13,10 @@ import json
 from pathlib import Path
 
 from .base import (
+    check_json_submission,
     MCQ_SUFFIX_EN, SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext,
-    check_lengths, hf_image, is_missing, letter_options, list_options, mcq_prompt, parquet_shards, read_parquet,
-    read_tsv, register, require, tsv_image,
+    Layout, LoadResult, check_lengths, hf_image, is_missing, list_options, load_layout, mcq_prompt, parquet_shards,
+    read_parquet, read_tsv, register, require, tsv_image, tsv_index,
 )
 from .scoring import accuracy_result, mcq_letter, metric
 
@@ -56,31 +57,32 @@ def _from_parquet(rows: list[dict], split: str) -> list[Sample]:
     return samples
 
 
-def _from_tsv(rows: list[dict], split: str) -> list[Sample]:
-    by_index = {str(r["index"]): r for r in rows}
-    samples = []
+def _from_tsv(rows: list[dict], split: str) -> LoadResult:
+    by_index = tsv_index(rows)
+    samples, dev = [], 0
     for r in rows:
-        if split == "val" and "split" in r and r["split"] != "validation":
-            continue  # MMMU_DEV_VAL also holds the 150 dev (few-shot) questions
+        if split == "val" and r.get("split") not in (None, "validation"):
+            dev += 1  # MMMU_DEV_VAL also holds the 150 dev (few-shot) questions; V1.2 scores validation only
+            continue
         sid = str(r.get("id") or r["index"])
-        choices = {k: v.strip() for k, v in letter_options(r, "ABCDEFGHI").items()}
+        # InternVL strips each option (evaluate_mmmu.py: c.strip()); pandas already made empty cells None
+        choices = {k: str(r[k]).strip() for k in "ABCDEFGHI" if r.get(k) is not None}
         answer = None if split == "test" or is_missing(r.get("answer")) else _gold(r["answer"])
         samples.append(Sample(id=sid, image=tsv_image(r, by_index), question=str(require(r, "question")), answer=answer,
                               choices=choices, meta={"question_type": "multiple-choice" if choices else "open",
                                                      "subject": _subject(sid)}))
-    return samples
+    return LoadResult(samples, skipped={"dev (few-shot) rows of MMMU_DEV_VAL": dev})
 
 
 def _loader(split: str):
+    hf_glob = f"*/{_HF_SPLIT[split]}-*.parquet"
+    layouts = [
+        Layout("Hugging Face MMMU/MMMU parquet", [hf_glob], lambda root: _from_parquet(read_parquet(parquet_shards(root, hf_glob)), split)),
+        Layout("VLMEvalKit TSV", [_TSV[split]], lambda root: _from_tsv(read_tsv(root / _TSV[split]), split)),
+    ]
+
     def load(data_root: Path) -> list[Sample]:
-        root = data_root / "mmmu"
-        shards = parquet_shards(root, f"*/{_HF_SPLIT[split]}-*.parquet")
-        if shards:
-            return _from_parquet(read_parquet(shards), split)
-        tsv = root / _TSV[split]
-        if tsv.exists():
-            return _from_tsv(read_tsv(tsv), split)
-        raise BenchmarkDataError(f"MMMU {split}: found neither {root}/<Subject>/{_HF_SPLIT[split]}-*.parquet nor {tsv}")
+        return load_layout(f"MMMU {split}", data_root, ("mmmu", "MMMU"), layouts)
 
     return load
 
@@ -138,4 +140,5 @@ register(Benchmark(
 register(Benchmark(
     name="mmmu-test", title="MMMU", split="test", metric="submission", max_new_tokens=100, load=_loader("test"),
     prompt=prompt, score=score_test, data_dir="mmmu", has_answers=False,
+    check_submission=lambda path, samples: check_json_submission(path, samples, "mmmu"),
 ))

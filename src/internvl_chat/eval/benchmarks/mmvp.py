@@ -1,7 +1,8 @@
 """MMVP: 150 pairs of questions; a pair counts only if both are right (the V1.2 headline).
 
-Files (under --data-root/mmvp/): the original release (Questions.csv with
-"(a) X (b) Y" options and "MMVP Images/<Index>.jpg"), or VLMEvalKit's MMVP.tsv.
+Files (under --data-root/mmvp/ or MMVP/): the release (HF MMVP/MMVP, what InternVL reads:
+Questions.csv, header `lndex,Question,Options,Correct Answer`, "(a) X (b) Y" options,
+and "MMVP Images/<lndex>.jpg"), or VLMEvalKit's MMVP.tsv.
 Gold answers are the original ones (not lmms-eval's corrected 99/100/279/280).
 """
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from .base import (
     Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, letter_options,
-    mcq_prompt, read_tsv, register, require, tsv_image,
+    Layout, load_layout, mcq_prompt, read_tsv, register, require, tsv_image, tsv_index,
 )
 from .scoring import accuracy_result, mcq_letter, metric
 
@@ -24,30 +25,40 @@ def _split_options(text: str, origin: str) -> dict[str, str]:
     return {"A": a.replace("(a)", "").strip(), "B": b.strip()}
 
 
+def _from_csv(root: Path) -> list[Sample]:
+    samples = []
+    with open(root / "Questions.csv", newline="", encoding="utf-8") as f:
+        for line, r in enumerate(csv.DictReader(f), start=2):
+            origin = f"Questions.csv line {line}"
+            r["_origin"] = origin
+            # The released header spells the id column `lndex` (lower-case L); InternVL's
+            # evaluate_mmvp.py reads data['lndex']. Accept `Index` too.
+            index = str(r.get("lndex") or require(r, "Index")).strip()
+            gold = str(require(r, "Correct Answer")).strip()
+            letter = {"(a)": "A", "(b)": "B"}.get(gold)
+            if letter is None:
+                raise BenchmarkDataError(f"{origin}: Correct Answer {gold!r} is not (a) or (b)")
+            samples.append(Sample(id=index, image=file_image(root, f"MMVP Images/{index}.jpg", origin),
+                                  question=str(require(r, "Question")), answer=letter,
+                                  choices=_split_options(str(require(r, "Options")), origin)))
+    return samples
+
+
+def _from_tsv(root: Path) -> list[Sample]:
+    rows = read_tsv(root / "MMVP.tsv")
+    by_index = tsv_index(rows)
+    return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
+                   answer=str(require(r, "answer")).strip(), choices=letter_options(r)) for r in rows]
+
+
+LAYOUTS = [
+    Layout("official / Hugging Face MMVP/MMVP (InternVL V1.2)", ["Questions.csv", "MMVP Images"], _from_csv),
+    Layout("VLMEvalKit TSV", ["MMVP.tsv"], _from_tsv),
+]
+
+
 def load(data_root: Path) -> list[Sample]:
-    root = data_root / "mmvp"
-    csv_path = root / "Questions.csv"
-    if csv_path.exists():
-        samples = []
-        with open(csv_path, newline="", encoding="utf-8") as f:
-            for line, r in enumerate(csv.DictReader(f), start=2):
-                origin = f"Questions.csv line {line}"
-                r["_origin"] = origin
-                index = str(require(r, "Index")).strip()
-                gold = str(require(r, "Correct Answer")).strip()
-                letter = {"(a)": "A", "(b)": "B"}.get(gold)
-                if letter is None:
-                    raise BenchmarkDataError(f"{origin}: Correct Answer {gold!r} is not (a) or (b)")
-                samples.append(Sample(id=index, image=file_image(root, f"MMVP Images/{index}.jpg", origin),
-                                      question=str(require(r, "Question")), answer=letter,
-                                      choices=_split_options(str(require(r, "Options")), origin)))
-        return samples
-    if (root / "MMVP.tsv").exists():
-        rows = read_tsv(root / "MMVP.tsv")
-        by_index = {str(r["index"]): r for r in rows}
-        return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
-                       answer=str(require(r, "answer")).strip(), choices=letter_options(r)) for r in rows]
-    raise BenchmarkDataError(f"MMVP: found neither {csv_path} nor {root / 'MMVP.tsv'}")
+    return load_layout("MMVP", data_root, ("mmvp", "MMVP"), LAYOUTS)
 
 
 def prompt(s: Sample) -> str:

@@ -1,8 +1,10 @@
 """POPE (adversarial / popular / random): yes/no object hallucination, headline = mean F1 of the splits.
 
-Files (under --data-root/pope/): the original coco_pope_{adversarial,popular,random}.json
-(JSON lines with question_id, image, text, label) + COCO val2014 images in val2014/,
-VLMEvalKit's POPE.tsv, or the lmms-lab/POPE parquet (data/test-*.parquet).
+Files (under --data-root/pope/): InternVL V1.2's layout (LLaVA's llava_pope_test.jsonl
+for the prompts + coco/coco_pope_{adversarial,popular,random}.json for the labels +
+COCO val2014/), POPE's own coco_pope_*.json (JSON lines with question_id, image, text,
+label; at the top or under output/coco/) + val2014/, VLMEvalKit's POPE.tsv, or the
+lmms-lab/POPE parquet (data/test-*.parquet).
 The V1.2 split files are from POPE@e3e3926 (random has 2,910 questions).
 """
 
@@ -14,6 +16,7 @@ from pathlib import Path
 from .base import (
     SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths,
     file_image, hf_image, mean, parquet_shards, read_jsonl, read_parquet, read_tsv, register, require, tsv_image,
+    Layout, load_layout, tsv_index,
 )
 from ..metrics.pope import pope_counts
 from .scoring import ReferenceCrash, metric
@@ -28,32 +31,70 @@ def _label(value, origin: str) -> str:
     return label
 
 
-def load(data_root: Path) -> list[Sample]:
-    root = data_root / "pope"
-    originals = [root / f"coco_pope_{s}.json" for s in SPLITS]
-    if any(p.exists() for p in originals):
+def _from_internvl(root: Path) -> list[Sample]:
+    # InternVL V1.2 (eval/pope/evaluate_pope.py + eval_pope.py): prompts and categories from LLaVA's
+    # llava_pope_test.jsonl, images from val2014/, labels from coco/coco_pope_<category>.json, matched
+    # by position within a category (eval_pope.py zips the category's answers with the label file).
+    questions = read_jsonl(root / "llava_pope_test.jsonl")
+    samples = []
+    for split in SPLITS:
+        mine = [q for q in questions if q.get("category") == split]
+        labels = read_jsonl(root / "coco" / f"coco_pope_{split}.json")
+        if len(mine) != len(labels):
+            raise BenchmarkDataError(f"POPE: llava_pope_test.jsonl has {len(mine)} {split} questions but "
+                                     f"coco/coco_pope_{split}.json has {len(labels)} labels")
+        for q, lab in zip(mine, labels):
+            samples.append(Sample(id=f"{split}/{require(q, 'question_id')}",
+                                  image=file_image(root / "val2014", require(q, "image"), q["_origin"]),
+                                  question=str(require(q, "text")), answer=_label(require(lab, "label"), lab["_origin"]),
+                                  meta={"splits": [split]}))
+    other = [q for q in questions if q.get("category") not in SPLITS]
+    if other:
+        raise BenchmarkDataError(f"POPE: {other[0]['_origin']}: category {other[0].get('category')!r} is not one of {SPLITS}")
+    return samples
+
+
+def _from_official(folder: str):
+    def read(root: Path) -> list[Sample]:
         samples = []
-        for split, path in zip(SPLITS, originals):
-            if not path.exists():
-                raise BenchmarkDataError(f"POPE: {path} is missing (all three splits are needed)")
-            for r in read_jsonl(path):
+        for split in SPLITS:
+            for r in read_jsonl(root / folder / f"coco_pope_{split}.json"):
                 samples.append(Sample(id=f"{split}/{require(r, 'question_id')}",
                                       image=file_image(root / "val2014", require(r, "image"), r["_origin"]),
                                       question=str(require(r, "text")), answer=_label(require(r, "label"), r["_origin"]),
                                       meta={"splits": [split]}))
         return samples
-    if (root / "POPE.tsv").exists():
-        rows = read_tsv(root / "POPE.tsv")
-        by_index = {str(r["index"]): r for r in rows}
-        return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
-                       answer=_label(require(r, "answer"), r["_origin"]),
-                       meta={"splits": [c.strip() for c in str(require(r, "category")).split(",")]}) for r in rows]
-    shards = parquet_shards(root, "data/test-*.parquet")
-    if shards:
-        return [Sample(id=f"{r['category']}/{require(r, 'question_id')}", image=hf_image(r),
-                       question=str(require(r, "question")), answer=_label(require(r, "answer"), r["_origin"]),
-                       meta={"splits": [str(require(r, "category"))]}) for r in read_parquet(shards)]
-    raise BenchmarkDataError(f"POPE: found none of {root}/coco_pope_*.json, POPE.tsv, data/test-*.parquet")
+    return read
+
+
+def _from_tsv(root: Path) -> list[Sample]:
+    rows = read_tsv(root / "POPE.tsv")
+    by_index = tsv_index(rows)
+    return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
+                   answer=_label(require(r, "answer"), r["_origin"]),
+                   meta={"splits": [c.strip() for c in str(require(r, "category")).split(",")]}) for r in rows]
+
+
+def _from_parquet(root: Path) -> list[Sample]:
+    return [Sample(id=f"{r['category']}/{require(r, 'question_id')}", image=hf_image(r),
+                   question=str(require(r, "question")), answer=_label(require(r, "answer"), r["_origin"]),
+                   meta={"splits": [str(require(r, "category"))]})
+            for r in read_parquet(parquet_shards(root, "data/test-*.parquet"))]
+
+
+LAYOUTS = [
+    Layout("InternVL V1.2", ["llava_pope_test.jsonl", "val2014"] + [f"coco/coco_pope_{s}.json" for s in SPLITS],
+           _from_internvl),
+    Layout("official POPE", [f"coco_pope_{s}.json" for s in SPLITS] + ["val2014"], _from_official(".")),
+    Layout("official POPE (output/coco)", [f"output/coco/coco_pope_{s}.json" for s in SPLITS] + ["val2014"],
+           _from_official("output/coco")),
+    Layout("VLMEvalKit TSV", ["POPE.tsv"], _from_tsv),
+    Layout("Hugging Face lmms-lab/POPE parquet", ["data/test-*.parquet"], _from_parquet),
+]
+
+
+def load(data_root: Path) -> list[Sample]:
+    return load_layout("POPE", data_root, ("pope",), LAYOUTS)
 
 
 def prompt(s: Sample) -> str:

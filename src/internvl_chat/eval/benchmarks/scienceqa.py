@@ -1,7 +1,8 @@
 """ScienceQA-IMG (the 2,017 test questions that have an image): option-letter accuracy.
 
 Files (under --data-root/scienceqa/): InternVL's scienceqa_test_img.jsonl (fields
-image (path relative to this folder), hint, question, choices, answer (index)),
+image (data/scienceqa/images/..., relative to InternVL's internvl_chat/), hint, question,
+choices, answer (index)),
 VLMEvalKit's ScienceQA_TEST.tsv, or the derek-thomas/ScienceQA parquet
 (data/test-*.parquet; rows without an image are skipped, as in the IMG subset).
 """
@@ -11,15 +12,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, hf_image,
-    is_missing, letter_options, list_options, mcq_prompt, parquet_shards, read_jsonl, read_parquet, read_tsv,
-    register, require, tsv_image,
+    LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, hf_image,
+    letter_options, list_options, mcq_prompt, parquet_shards, read_jsonl, read_parquet, read_tsv,
+    register, require, tsv_image, tsv_index, Layout, LoadResult, internvl_image, load_layout,
 )
 from .scoring import accuracy_result, mcq_letter
 
 
 def _hint(value) -> str | None:
-    return None if is_missing(value) else str(value)  # InternVL drops empty hints
+    # InternVL: `data['hint'] if data['hint'] else None` (evaluate_scienceqa.py), VLMEvalKit: pd.isna;
+    # so only an empty/missing hint is dropped, a whitespace-only one is kept as both upstreams keep it
+    if value is None or value == "" or (isinstance(value, float) and value != value):
+        return None
+    return str(value)
 
 
 def _answer_letter(r: dict, n_choices: int) -> str:
@@ -33,35 +38,46 @@ def _answer_letter(r: dict, n_choices: int) -> str:
     return LETTERS[index]
 
 
-def load(data_root: Path) -> list[Sample]:
-    root = data_root / "scienceqa"
-    if (root / "scienceqa_test_img.jsonl").exists():
+def _from_internvl(data_root: Path):
+    def read(root: Path) -> list[Sample]:
         out = []
         for i, r in enumerate(read_jsonl(root / "scienceqa_test_img.jsonl")):
             choices = list_options(require(r, "choices"))
-            out.append(Sample(id=str(r.get("question_id", i)), image=file_image(root, require(r, "image"), r["_origin"]),
+            out.append(Sample(id=str(r.get("question_id", i)), image=internvl_image(data_root, root, require(r, "image"), r["_origin"]),
                               question=str(require(r, "question")), answer=_answer_letter(r, len(choices)),
                               choices=choices, hint=_hint(r.get("hint"))))
         return out
-    if (root / "ScienceQA_TEST.tsv").exists():
-        rows = read_tsv(root / "ScienceQA_TEST.tsv")
-        by_index = {str(r["index"]): r for r in rows}
-        return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
-                       answer=str(require(r, "answer")).strip(), choices=letter_options(r), hint=_hint(r.get("hint")),
-                       meta={"category": r.get("category")}) for r in rows]
-    shards = parquet_shards(root, "data/test-*.parquet")
-    if shards:
-        out = []
-        for i, r in enumerate(read_parquet(shards)):
-            if not r.get("image"):
-                continue
-            choices = list_options(list(require(r, "choices")))
-            out.append(Sample(id=str(i), image=hf_image(r), question=str(require(r, "question")),
-                              answer=_answer_letter(r, len(choices)), choices=choices, hint=_hint(r.get("hint")),
-                              meta={"category": r.get("subject")}))
-        return out
-    raise BenchmarkDataError(f"ScienceQA: found none of {root}/scienceqa_test_img.jsonl, ScienceQA_TEST.tsv, "
-                             "data/test-*.parquet")
+    return read
+
+
+def _from_tsv(root: Path) -> list[Sample]:
+    rows = read_tsv(root / "ScienceQA_TEST.tsv")
+    by_index = tsv_index(rows)
+    return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
+                   answer=str(require(r, "answer")).strip(), choices=letter_options(r), hint=_hint(r.get("hint")),
+                   meta={"category": r.get("category")}) for r in rows]
+
+
+def _from_parquet(root: Path) -> LoadResult:
+    out, text_only = [], 0
+    for i, r in enumerate(read_parquet(parquet_shards(root, "data/test-*.parquet"))):
+        if not r.get("image"):
+            text_only += 1  # ScienceQA-IMG is the 2,017 test questions that have an image
+            continue
+        choices = list_options(list(require(r, "choices")))
+        out.append(Sample(id=str(i), image=hf_image(r), question=str(require(r, "question")),
+                          answer=_answer_letter(r, len(choices)), choices=choices, hint=_hint(r.get("hint")),
+                          meta={"category": r.get("subject")}))
+    return LoadResult(out, skipped={"text-only question": text_only})
+
+
+def load(data_root: Path) -> list[Sample]:
+    layouts = [
+        Layout("InternVL V1.2 jsonl", ["scienceqa_test_img.jsonl"], _from_internvl(data_root)),
+        Layout("VLMEvalKit TSV", ["ScienceQA_TEST.tsv"], _from_tsv),
+        Layout("Hugging Face derek-thomas/ScienceQA parquet", ["data/test-*.parquet"], _from_parquet),
+    ]
+    return load_layout("ScienceQA", data_root, ("scienceqa",), layouts)
 
 
 def prompt(s: Sample) -> str:

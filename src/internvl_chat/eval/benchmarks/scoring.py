@@ -83,6 +83,8 @@ def parse_answer_list(value, origin: str) -> list[str]:
                 raise BenchmarkDataError(f"{origin}: answers {text[:80]!r} is not a list literal") from None
         else:
             value = [text]
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = [str(value)]
     if not isinstance(value, (list, tuple)) and hasattr(value, "tolist"):
         value = value.tolist()
     if not isinstance(value, (list, tuple)) or not value:

@@ -9,35 +9,45 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, letter_options,
-    mcq_prompt, read_json, read_tsv, register, require, tsv_image,
+    Benchmark, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, letter_options,
+    mcq_prompt, read_json, read_tsv, register, require, tsv_image, Layout, LoadResult, load_layout, tsv_index,
 )
 from .scoring import accuracy_result, mcq_letter
 
 
+def _from_official(root: Path) -> LoadResult:
+    anno = read_json(root / "SEED-Bench.json")
+    type_names = {v: k for k, v in anno.get("question_type", {}).items()}
+    out, video = [], 0
+    for i, r in enumerate(require(anno, "questions")):
+        r["_origin"] = f"SEED-Bench.json questions[{i}]"
+        if r.get("data_type") != "image" or not 1 <= int(require(r, "question_type_id")) <= 9:
+            video += 1  # V1.2's "Image accuracy" is over the image question types 1-9
+            continue
+        choices = {letter: str(require(r, f"choice_{letter.lower()}")) for letter in "ABCD"}
+        out.append(Sample(id=str(require(r, "question_id")),
+                          image=file_image(root / "SEED-Bench-image", require(r, "data_id"), r["_origin"]),
+                          question=str(require(r, "question")), answer=str(require(r, "answer")), choices=choices,
+                          meta={"category": type_names.get(r["question_type_id"], str(r["question_type_id"]))}))
+    return LoadResult(out, skipped={"video question": video})
+
+
+def _from_tsv(root: Path) -> list[Sample]:
+    rows = read_tsv(root / "SEEDBench_IMG.tsv")
+    by_index = tsv_index(rows)
+    return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
+                   answer=str(require(r, "answer")).strip(), choices=letter_options(r, "ABCD"),
+                   meta={"category": r.get("category")}) for r in rows]
+
+
+LAYOUTS = [
+    Layout("official release", ["SEED-Bench.json", "SEED-Bench-image"], _from_official),
+    Layout("VLMEvalKit TSV", ["SEEDBench_IMG.tsv"], _from_tsv),
+]
+
+
 def load(data_root: Path) -> list[Sample]:
-    root = data_root / "seed"
-    if (root / "SEED-Bench.json").exists():
-        anno = read_json(root / "SEED-Bench.json")
-        type_names = {v: k for k, v in anno.get("question_type", {}).items()}
-        out = []
-        for i, r in enumerate(require(anno, "questions")):
-            r["_origin"] = f"SEED-Bench.json questions[{i}]"
-            if r.get("data_type") != "image" or not 1 <= int(require(r, "question_type_id")) <= 9:
-                continue
-            choices = {letter: str(require(r, f"choice_{letter.lower()}")) for letter in "ABCD"}
-            out.append(Sample(id=str(require(r, "question_id")),
-                              image=file_image(root / "SEED-Bench-image", require(r, "data_id"), r["_origin"]),
-                              question=str(require(r, "question")), answer=str(require(r, "answer")), choices=choices,
-                              meta={"category": type_names.get(r["question_type_id"], str(r["question_type_id"]))}))
-        return out
-    if (root / "SEEDBench_IMG.tsv").exists():
-        rows = read_tsv(root / "SEEDBench_IMG.tsv")
-        by_index = {str(r["index"]): r for r in rows}
-        return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
-                       answer=str(require(r, "answer")).strip(), choices=letter_options(r, "ABCD"),
-                       meta={"category": r.get("category")}) for r in rows]
-    raise BenchmarkDataError(f"SEED: found neither {root}/SEED-Bench.json nor {root}/SEEDBench_IMG.tsv")
+    return load_layout("SEED", data_root, ("seed", "SEED"), LAYOUTS)
 
 
 def prompt(s: Sample) -> str:

@@ -1,10 +1,11 @@
 """TextVQA val: VQA accuracy over 10 human answers.
 
-Files (under --data-root/textvqa/): the original TextVQA_0.5.1_val.json + train_images/
-(<image_id>.jpg), the lmms-lab/textvqa parquet (data/validation-*.parquet), or
-VLMEvalKit's TextVQA_VAL.tsv. V1.2's 69.7 used LLaVA's variant with OCR tokens in the
-question (textvqa_val_llava.jsonl); a jsonl in that layout (question_id, image,
-question, answer list) is read when present as textvqa_val_llava.jsonl.
+Files (under --data-root/textvqa/): InternVL V1.2's layout (textvqa_val_llava.jsonl,
+LLaVA's questions with OCR tokens, scored against the ten answers in
+textvqa_val_annotations.json; images named data/textvqa/train_images/...), the
+original TextVQA_0.5.1_val.json + train_images/ (<image_id>.jpg), the lmms-lab/textvqa
+parquet (data/validation-*.parquet), or VLMEvalKit's TextVQA_VAL.tsv. V1.2's 69.7 used
+the OCR-token questions, so only the InternVL layout reproduces its prompts.
 """
 
 from __future__ import annotations
@@ -14,36 +15,65 @@ from pathlib import Path
 from .base import (
     SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths,
     file_image, hf_image, parquet_shards, read_json, read_jsonl, read_parquet, read_tsv, register, require, tsv_image,
+    Layout, internvl_image, load_layout, tsv_index,
 )
 from .scoring import parse_answer_list, vqa_accuracy_result
 
 
-def load(data_root: Path) -> list[Sample]:
-    root = data_root / "textvqa"
-    if (root / "textvqa_val_llava.jsonl").exists():
-        return [Sample(id=str(require(r, "question_id")), image=file_image(root, require(r, "image"), r["_origin"]),
-                       question=str(require(r, "question")), answer=parse_answer_list(require(r, "answer"), r["_origin"]))
-                for r in read_jsonl(root / "textvqa_val_llava.jsonl")]
-    if (root / "TextVQA_0.5.1_val.json").exists():
-        data = require(read_json(root / "TextVQA_0.5.1_val.json"), "data")
+def _from_internvl(data_root: Path):
+    def read(root: Path) -> list[Sample]:
+        # InternVL V1.2 (eval/vqa/evaluate_vqa.py, dataset textvqa_val_ocr) prompts with the jsonl's
+        # question and scores with VQAEval against the ten answers of textvqa_val_annotations.json
+        # (matched by question_id), not against the jsonl's single `answer`.
+        anns = require(read_json(root / "textvqa_val_annotations.json"), "annotations")
+        gold = {}
+        for i, a in enumerate(anns):
+            a["_origin"] = f"textvqa_val_annotations.json annotations[{i}]"
+            gold[str(require(a, "question_id"))] = parse_answer_list(require(a, "answers"), a["_origin"])
         out = []
-        for i, r in enumerate(data):
-            r["_origin"] = f"TextVQA_0.5.1_val.json data[{i}]"
-            out.append(Sample(id=str(require(r, "question_id")),
-                              image=file_image(root, f"train_images/{require(r, 'image_id')}.jpg", r["_origin"]),
-                              question=str(require(r, "question")), answer=parse_answer_list(require(r, "answers"), r["_origin"])))
+        for r in read_jsonl(root / "textvqa_val_llava.jsonl"):
+            qid = str(require(r, "question_id"))
+            if qid not in gold:
+                raise BenchmarkDataError(f"{r['_origin']}: question_id {qid} is not in textvqa_val_annotations.json")
+            out.append(Sample(id=qid, image=internvl_image(data_root, root, require(r, "image"), r["_origin"]),
+                              question=str(require(r, "question")), answer=gold[qid]))
         return out
-    shards = parquet_shards(root, "data/validation-*.parquet")
-    if shards:
-        return [Sample(id=str(require(r, "question_id")), image=hf_image(r), question=str(require(r, "question")),
-                       answer=parse_answer_list(require(r, "answers"), r["_origin"])) for r in read_parquet(shards)]
-    if (root / "TextVQA_VAL.tsv").exists():
-        rows = read_tsv(root / "TextVQA_VAL.tsv")
-        by_index = {str(r["index"]): r for r in rows}
-        return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
-                       answer=parse_answer_list(require(r, "answer"), r["_origin"])) for r in rows]
-    raise BenchmarkDataError(f"TextVQA: found none of {root}/textvqa_val_llava.jsonl, TextVQA_0.5.1_val.json, "
-                             "data/validation-*.parquet, TextVQA_VAL.tsv")
+    return read
+
+
+def _from_official(root: Path) -> list[Sample]:
+    data = require(read_json(root / "TextVQA_0.5.1_val.json"), "data")
+    out = []
+    for i, r in enumerate(data):
+        r["_origin"] = f"TextVQA_0.5.1_val.json data[{i}]"
+        out.append(Sample(id=str(require(r, "question_id")),
+                          image=file_image(root, f"train_images/{require(r, 'image_id')}.jpg", r["_origin"]),
+                          question=str(require(r, "question")), answer=parse_answer_list(require(r, "answers"), r["_origin"])))
+    return out
+
+
+def _from_parquet(root: Path) -> list[Sample]:
+    return [Sample(id=str(require(r, "question_id")), image=hf_image(r), question=str(require(r, "question")),
+                   answer=parse_answer_list(require(r, "answers"), r["_origin"]))
+            for r in read_parquet(parquet_shards(root, "data/validation-*.parquet"))]
+
+
+def _from_tsv(root: Path) -> list[Sample]:
+    rows = read_tsv(root / "TextVQA_VAL.tsv")
+    by_index = tsv_index(rows)
+    return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
+                   answer=parse_answer_list(require(r, "answer"), r["_origin"])) for r in rows]
+
+
+def load(data_root: Path) -> list[Sample]:
+    layouts = [
+        Layout("InternVL V1.2 (LLaVA OCR questions)", ["textvqa_val_llava.jsonl", "textvqa_val_annotations.json"],
+               _from_internvl(data_root)),
+        Layout("official release", ["TextVQA_0.5.1_val.json", "train_images"], _from_official),
+        Layout("Hugging Face lmms-lab/textvqa parquet", ["data/validation-*.parquet"], _from_parquet),
+        Layout("VLMEvalKit TSV", ["TextVQA_VAL.tsv"], _from_tsv),
+    ]
+    return load_layout("TextVQA", data_root, ("textvqa",), layouts)
 
 
 def short_answer_prompt(s: Sample) -> str:

@@ -1,8 +1,8 @@
 """VizWiz-VQA (val: VQA accuracy; test: the [{image, answer}] json for EvalAI).
 
-Files (under --data-root/vizwiz/): the original val.json / test.json with images
-in val/ and test/, the lmms-lab/VizWiz-VQA parquet (data/val-*.parquet,
-data/test-*.parquet), or VLMEvalKit's VizWiz.tsv (val only).
+Files (under --data-root/vizwiz/): the vizwiz.org release (annotations/{val,test}.json
+from Annotations.zip, images in val/ and test/), the lmms-lab/VizWiz-VQA parquet
+(data/val-*.parquet, data/test-*.parquet), or VLMEvalKit's VizWiz.tsv (val only).
 """
 
 from __future__ import annotations
@@ -11,40 +11,49 @@ import json
 from pathlib import Path
 
 from .base import (
-    VIZWIZ_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image,
+    check_json_submission,
+    VIZWIZ_SUFFIX, Benchmark, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image,
     hf_image, parquet_shards, read_json, read_parquet, read_tsv, register, require, tsv_image,
+    Layout, load_layout, tsv_index,
 )
 from .scoring import metric, parse_answer_list, vqa_accuracy_result
 
 
 def _loader(split: str):
+    def official(root: Path) -> list[Sample]:
+        # vizwiz.org release: Annotations.zip -> annotations/{train,val,test}.json, images in val/, test/
+        out = []
+        for i, r in enumerate(read_json(root / "annotations" / f"{split}.json")):
+            r["_origin"] = f"annotations/{split}.json [{i}]"
+            image = str(require(r, "image"))
+            answer = parse_answer_list(require(r, "answers"), r["_origin"]) if split == "val" else None
+            out.append(Sample(id=image, image=file_image(root / split, image, r["_origin"]),
+                              question=str(require(r, "question")), answer=answer, meta={"image": image}))
+        return out
+
+    def hf(root: Path) -> list[Sample]:
+        out = []
+        for r in read_parquet(parquet_shards(root, f"data/{split}-*.parquet")):
+            name = str(r.get("image_name") or r.get("question_id") or r["_origin"])
+            answer = parse_answer_list(require(r, "answers"), r["_origin"]) if split == "val" else None
+            out.append(Sample(id=name, image=hf_image(r), question=str(require(r, "question")), answer=answer,
+                              meta={"image": name}))
+        return out
+
+    def tsv(root: Path) -> list[Sample]:
+        rows = read_tsv(root / "VizWiz.tsv")
+        by_index = tsv_index(rows)
+        return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
+                       answer=parse_answer_list(r.get("answers") or require(r, "answer"), r["_origin"]))
+                for r in rows]
+
+    layouts = [Layout("official release", [f"annotations/{split}.json", split], official),
+               Layout("Hugging Face lmms-lab/VizWiz-VQA parquet", [f"data/{split}-*.parquet"], hf)]
+    if split == "val":
+        layouts.append(Layout("VLMEvalKit TSV", ["VizWiz.tsv"], tsv))
+
     def load(data_root: Path) -> list[Sample]:
-        root = data_root / "vizwiz"
-        if (root / f"{split}.json").exists():
-            out = []
-            for i, r in enumerate(read_json(root / f"{split}.json")):
-                r["_origin"] = f"{split}.json [{i}]"
-                image = str(require(r, "image"))
-                answer = parse_answer_list(require(r, "answers"), r["_origin"]) if split == "val" else None
-                out.append(Sample(id=image, image=file_image(root / split, image, r["_origin"]),
-                                  question=str(require(r, "question")), answer=answer, meta={"image": image}))
-            return out
-        shards = parquet_shards(root, f"data/{split}-*.parquet")
-        if shards:
-            out = []
-            for r in read_parquet(shards):
-                name = str(r.get("image_name") or r.get("question_id") or r["_origin"])
-                answer = parse_answer_list(require(r, "answers"), r["_origin"]) if split == "val" else None
-                out.append(Sample(id=name, image=hf_image(r), question=str(require(r, "question")), answer=answer,
-                                  meta={"image": name}))
-            return out
-        if split == "val" and (root / "VizWiz.tsv").exists():
-            rows = read_tsv(root / "VizWiz.tsv")
-            by_index = {str(r["index"]): r for r in rows}
-            return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
-                           answer=parse_answer_list(r.get("answers") or require(r, "answer"), r["_origin"]))
-                    for r in rows]
-        raise BenchmarkDataError(f"VizWiz {split}: found neither {root}/{split}.json nor data/{split}-*.parquet")
+        return load_layout(f"VizWiz {split}", data_root, ("vizwiz",), layouts)
 
     return load
 
@@ -80,4 +89,5 @@ register(Benchmark(
 register(Benchmark(
     name="vizwiz-test", title="VizWiz", split="test", metric="submission", max_new_tokens=10, load=_loader("test"),
     prompt=prompt, score=score_test, data_dir="vizwiz", has_answers=False,
+    check_submission=lambda path, samples: check_json_submission(path, samples, "vizwiz"),
 ))
