@@ -173,8 +173,8 @@ class _UsageError(Exception):
 
 
 class _Parser(__import__("argparse").ArgumentParser):
-    def error(self, message):  # one line, exit 2 (argparse would print the usage too)
-        raise _UsageError(message)
+    def error(self, message):  # one line, exit 2 (argparse would print the usage too), as errors.py does
+        raise _UsageError(f"{message} (see {self.prog} --help)")
 
 
 def _parser():
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
 
         result = plan(cfg, target, progress=lambda msg: _progress(msg, start), **kw)
     except (_UsageError, ConfigError) as e:
-        print(f"internvl-chat plan: {e}", file=sys.stderr)
+        print(f"internvl-chat plan: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     result.config_path = args.config
     suggestion, alternatives = (None, []) if args.no_suggest else suggest(result, replan)
