@@ -14,6 +14,7 @@ COMMANDS = {
     "init": ("internvl_chat.model.presets", "cli_main", "write a random-initialised model + tokenizer (tiny or v1_2)"),
     "data": ("internvl_chat.data.cli", "main", "check / stats / synth for V1.2-style SFT data"),
     "train": ("internvl_chat.train.cli", "main", "train with FSDP2 (CONFIG.yaml key=value ...)"),
+    "plan": ("internvl_chat.train.plan", "main", "will a training config fit on N GPUs, and what will it cost"),
     "merge-lora": ("internvl_chat.train.cli", "merge_lora_main", "merge LoRA adapters into a plain checkpoint"),
     "chat": ("internvl_chat.infer.cli", "chat_main", "terminal chat with a model"),
     "serve": ("internvl_chat.infer.cli", "serve_main", "OpenAI-compatible HTTP server"),

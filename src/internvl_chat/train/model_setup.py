@@ -80,6 +80,22 @@ def cast_frozen(model: torch.nn.Module, dtype: torch.dtype) -> int:
     return n
 
 
+def build_skeleton(cfg: TrainConfig, config: InternVLChatConfig, img_context_token_id: int,
+                   info: DistInfo) -> InternVLChatModel:
+    """The model every rank trains, sharded but not allocated (meta): trainability, activation
+    checkpointing and FSDP2 applied. `internvl-chat plan` builds exactly this at full size."""
+    with torch.device("meta"):
+        model = InternVLChatModel(config, attn_implementation=_attn_impl(cfg, info))
+    model.float()  # fp32 master weights whatever the checkpoint's dtype; bf16 is FSDP's compute copy
+    apply_tuning(model, cfg.tune)
+    cast_frozen(model, param_dtype(cfg.parallel, info.device))  # ...but only for what trains
+    model.img_context_token_id = img_context_token_id
+    if cfg.parallel.activation_checkpointing:
+        enable_activation_checkpointing(model, cfg.parallel.activation_checkpointing_every)
+    shard_model(model, cfg.parallel, info)
+    return model
+
+
 def build_sharded_model(cfg: TrainConfig, info: DistInfo):
     """(sharded model ready to train, tokenizer). Trainability flags are applied before sharding."""
     tokenizer = load_tokenizer(cfg)
@@ -92,15 +108,7 @@ def build_sharded_model(cfg: TrainConfig, info: DistInfo):
         payload = [dict(source.config.to_dict(), use_llm_lora=0, use_backbone_lora=0)]
     dist.broadcast_object_list(payload, src=0)
     config = InternVLChatConfig(**payload[0])
-    with torch.device("meta"):
-        model = InternVLChatModel(config, attn_implementation=_attn_impl(cfg, info))
-    model.float()  # fp32 master weights whatever the checkpoint's dtype; bf16 is FSDP's compute copy
-    apply_tuning(model, cfg.tune)
-    cast_frozen(model, param_dtype(cfg.parallel, info.device))  # ...but only for what trains
-    model.img_context_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)
-    if cfg.parallel.activation_checkpointing:
-        enable_activation_checkpointing(model, cfg.parallel.activation_checkpointing_every)
-    shard_model(model, cfg.parallel, info)
+    model = build_skeleton(cfg, config, tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN), info)
     materialise_from_rank0(model, source, info, cfg.parallel.cpu_offload)
     del source
     return model, tokenizer
