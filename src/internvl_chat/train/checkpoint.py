@@ -193,8 +193,11 @@ def _full_tensor(value, device) -> torch.Tensor:
     return value
 
 
+EXPORT_MAX_SHARD_SIZE = "5GB"  # as transformers' save_pretrained default
+
+
 def export_pretrained(model, out_dir: str | Path, tokenizer=None, dtype: torch.dtype | None = None,
-                      max_shard_size: str = "5GB", device: torch.device | str | None = None) -> Path | None:
+                      max_shard_size: str = EXPORT_MAX_SHARD_SIZE, device: torch.device | str | None = None) -> Path | None:
     """Collective: write the released layout (config.json + sharded safetensors with an index +
     tokenizer) on rank 0, loadable by InternVLChatModel.from_pretrained.
 

@@ -58,6 +58,7 @@ class Plan:
     flop_model: object = None  # flops.FlopModel of the planned model
     supervised_tokens: int = 0  # in the planned micro-batch
     plan_cfg_dtype: str = "bf16"  # parameter dtype FSDP computes in on the target
+    largest_param_numel: int = 0  # the export gathers one parameter at a time
     offloaded: bool = False
     seconds: float = 0.0
     note: str = ""
@@ -147,6 +148,7 @@ def plan(cfg: TrainConfig, target: Target, *, images_per_row: int | None = None,
                                DistInfo(0, target.world_size, 0, torch.device("cpu")))
         params_total = sum(p.numel() for p in model.parameters())
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        largest = max(p.numel() for p in model.parameters())
         with FakeTensorMode(allow_non_fake_inputs=True) as mode:
             model.to_empty(device="cpu")
             optimizer = build_optimizer(model, plan_cfg.optim)
@@ -164,7 +166,7 @@ def plan(cfg: TrainConfig, target: Target, *, images_per_row: int | None = None,
     finally:
         dist.destroy_process_group()
     return Plan(cfg, target, params_total, trainable, accumulation, batch, memory, ckpt, flops, fm, supervised,
-                plan_cfg.parallel.dtype, offloaded, time.perf_counter() - start, pm.note)
+                plan_cfg.parallel.dtype, largest, offloaded, time.perf_counter() - start, pm.note)
 
 
 # -- command line ------------------------------------------------------------------------------

@@ -83,6 +83,10 @@ def costs(plan, samples: int | None, mean_tokens: int | None = None) -> dict:
     epochs = cfg.schedule.num_train_epochs
     total_steps = cfg.schedule.max_steps or (int(epochs * steps) if steps is not None else None)
     seconds = total_steps * flops_step / (world * t.peak_flops * t.mfu) if total_steps else None
+    from transformers.utils.hub import convert_file_size_to_int
+
+    from .checkpoint import EXPORT_MAX_SHARD_SIZE
+
     export_dtype_bytes = 2 if plan.plan_cfg_dtype == "bf16" else 4
     return {
         "global_batch": cfg.batch.global_batch_size, "per_device_batch": b.rows, "accumulation": acc,
@@ -93,8 +97,9 @@ def costs(plan, samples: int | None, mean_tokens: int | None = None) -> dict:
         "mfu": t.mfu, "peak_flops_per_gpu": t.peak_flops, "tokens_per_row": tokens_per_row,
         "dcp_bytes_per_rank": plan.dcp_bytes_per_rank, "dcp_bytes_total": plan.dcp_bytes_per_rank * world,
         "export_bytes": plan.params_total * export_dtype_bytes,
-        # export_pretrained gathers the fp32 state dict on rank 0's host, then casts a copy
-        "export_host_bytes_rank0": plan.params_total * (4 + export_dtype_bytes),
+        # export_pretrained streams: rank 0 holds one safetensors shard plus one gathered fp32 parameter
+        "export_host_bytes_rank0": min(convert_file_size_to_int(EXPORT_MAX_SHARD_SIZE),
+                                       plan.params_total * export_dtype_bytes) + plan.largest_param_numel * 4,
         "published_v1_2": PUBLISHED_V1_2,
     }
 
