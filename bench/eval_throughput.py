@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     model = model.to(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "synth"
-        synth_generate(data, n_train=0, n_test=args.per_task, image_size=int(model.config.force_image_size))
+        synth_generate(data, n_train=0, n_test=args.per_task, image_size=model.image_size)
         measure(model, tok, data, 16, 1)  # warm-up (allocator, kernels)
         print(f"{'batch':>5} {'samples':>8} {'samples/s':>10}")
         for bs in (int(b) for b in args.batch_sizes.split(",")):

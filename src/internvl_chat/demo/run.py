@@ -172,7 +172,7 @@ def sample_chat(cfg: DemoConfig, model_dir: Path, paths: DemoPaths) -> dict:
     image_path = paths.data / records[cfg.eval.chat_image]["image"]
     model = InternVLChatModel.from_pretrained(model_dir, dtype=torch.float32).eval()
     tokenizer = load_tokenizer(model_dir)
-    pixel_values = image_to_tensor(load_image(image_path), size=model.config.force_image_size).unsqueeze(0)
+    pixel_values = image_to_tensor(load_image(image_path), size=model.image_size).unsqueeze(0)
     turns = []
     for q in cfg.eval.chat_questions:
         answer = model.chat(tokenizer, pixel_values, q, dict(max_new_tokens=48, do_sample=False))

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import torch
 
-from ..constants import IMG_CONTEXT_TOKEN
 from .configuration import InternVisionConfig, InternVLChatConfig
 from .modeling import InternVLChatModel
 from .tokenizer import add_internvl_tokens, load_tokenizer
@@ -151,7 +150,7 @@ def compose_from_parts(vision_path, llm_path, mlp_path=None, *, template: str = 
     model.mlp1.to(dtype)
     if mlp_path is not None:
         model.mlp1.load_state_dict({k: v.to(dtype) for k, v in load_mlp_projector(mlp_path).items()})
-    model.img_context_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)
+    model.bind_tokenizer(tokenizer)
     return model, tokenizer
 
 

@@ -124,6 +124,19 @@ class InternVLChatModel(PreTrainedModel):
         # lm_head -> embed_tokens) so loading and tie_weights find the parameters where they now live.
         self.all_tied_weights_keys = self.get_expanded_tied_weights_keys(all_submodels=True)
 
+    # -- geometry and tokenizer binding --------------------------------------------------------
+    @property
+    def image_size(self) -> int:
+        """Side of the square images the model takes (the config's one home for it)."""
+        return self.config.image_size
+
+    def bind_tokenizer(self, tokenizer) -> int:
+        """Record the tokenizer's special-token ids the model needs (the `<IMG_CONTEXT>` id); returns it.
+
+        Call once after loading a model and its tokenizer; `chat`/`batch_chat` call it themselves."""
+        self.img_context_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)
+        return self.img_context_token_id
+
     # -- vision path ---------------------------------------------------------------------------
     def pixel_shuffle(self, x: torch.Tensor, scale_factor: float = 0.5) -> torch.Tensor:
         return pixel_shuffle(x, scale_factor, self.ps_version)
@@ -140,6 +153,26 @@ class InternVLChatModel(PreTrainedModel):
         vit = self.pixel_shuffle(vit, scale_factor=self.downsample_ratio)
         vit = vit.reshape(vit.shape[0], -1, vit.shape[-1])
         return self.mlp1(vit)
+
+    def embed_inputs(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None,
+                     visual_features: torch.Tensor | None = None, image_flags: torch.Tensor | None = None,
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(embeddings, unused): the token embeddings of `input_ids` with image features written, in order,
+        into the `<IMG_CONTEXT>` positions. Features come from `pixel_values` or ready-made
+        `visual_features` (B_img, num_image_token, llm_hidden). `image_flags` == 0 marks stand-in images of
+        text-only samples: their features are left out and returned as `unused` (forward keeps them in
+        the graph so every rank runs the same ViT work). Shared by forward, generate and the engine."""
+        input_embeds = self.language_model.get_input_embeddings()(input_ids)
+        if pixel_values is None and visual_features is None:
+            return input_embeds, None
+        vit_embeds = visual_features if visual_features is not None else self.extract_feature(pixel_values)
+        unused = None
+        if image_flags is not None:
+            keep = image_flags.reshape(-1) == 1
+            if not bool(keep.all()):
+                unused = vit_embeds[~keep]
+            vit_embeds = vit_embeds[keep]
+        return self._merge_image_features(input_ids, input_embeds, vit_embeds), unused
 
     def _merge_image_features(self, input_ids: torch.Tensor, input_embeds: torch.Tensor,
                               vit_embeds: torch.Tensor) -> torch.Tensor:
@@ -177,16 +210,7 @@ class InternVLChatModel(PreTrainedModel):
     ):
         """The original forward; `loss_only=True` (training) applies lm_head only where a label is
         supervised and returns `logits=None` — the same loss, without a (tokens x vocab) logits tensor."""
-        input_embeds = self.language_model.get_input_embeddings()(input_ids)
-        unused = None
-        if pixel_values is not None:
-            vit_embeds = self.extract_feature(pixel_values)
-            if image_flags is not None:
-                keep = image_flags.reshape(-1) == 1
-                if not bool(keep.all()):
-                    unused = vit_embeds[~keep]
-                vit_embeds = vit_embeds[keep]
-            input_embeds = self._merge_image_features(input_ids, input_embeds, vit_embeds)
+        input_embeds, unused = self.embed_inputs(input_ids, pixel_values, image_flags=image_flags)
         if loss_only and labels is not None:
             loss = self._supervised_loss(input_embeds, attention_mask, position_ids, labels, num_items_in_batch,
                                          **kwargs)
@@ -228,11 +252,9 @@ class InternVLChatModel(PreTrainedModel):
     def generate(self, pixel_values=None, input_ids=None, attention_mask=None, visual_features=None,
                  generation_config: GenerationConfig | None = None, **generate_kwargs) -> torch.Tensor:
         """Greedy/sampled decoding from a prompt with image blocks; returns only the new token ids."""
-        input_embeds = self.language_model.get_input_embeddings()(input_ids)
-        if pixel_values is not None or visual_features is not None:
-            vit_embeds = visual_features if visual_features is not None else self.extract_feature(
-                pixel_values.to(self.vision_model.dtype))
-            input_embeds = self._merge_image_features(input_ids, input_embeds, vit_embeds)
+        if pixel_values is not None and visual_features is None:
+            pixel_values = pixel_values.to(self.vision_model.dtype)
+        input_embeds, _ = self.embed_inputs(input_ids, pixel_values, visual_features)
         return self.language_model.generate(inputs_embeds=input_embeds, attention_mask=attention_mask,
                                             generation_config=generation_config, use_cache=True, **generate_kwargs)
 
@@ -253,7 +275,7 @@ class InternVLChatModel(PreTrainedModel):
                              image_blocks=blocks, add_generation_prompt=True).text
 
     def _prepare_generation(self, tokenizer, generation_config: dict) -> tuple[dict, str]:
-        self.img_context_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)
+        self.bind_tokenizer(tokenizer)
         template = get_conv_template(self.template)
         stop_ids = template.stop_token_ids_for(tokenizer)
         cfg = dict(generation_config)
