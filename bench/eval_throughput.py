@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from internvl_chat.data.synth import generate as synth_generate
-from internvl_chat.machine import machine_info
+from machine import machine_info
 from internvl_chat.eval.runner import ModelGenerator, RunConfig, evaluate
 from internvl_chat.model.presets import build_tiny_model
 
