@@ -91,11 +91,8 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
     return accuracy_result("ai2d-test", samples, preds, hits, [{"parsed": x} for x in letters])
 
 
-# what `registry.py` registers (in release-table order)
-BENCHMARKS: list[Benchmark] = []
-
-BENCHMARKS.append(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="ai2d-test", title="AI2D", split="test", metric="accuracy", max_new_tokens=10, load=load, prompt=prompt,
     score=score, data_dir="ai2d",
     flavours={"internvl": "strip + lower exact match with the answer letter", "vlmevalkit": "can_infer (+judge)"},
-))
+)]

@@ -79,16 +79,12 @@ def score_test(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Be
                            num_samples=len(samples), submission=str(path), notes=["upload to the RRC DocVQA server"])
 
 
-# what `registry.py` registers (in release-table order)
-BENCHMARKS: list[Benchmark] = []
-
-BENCHMARKS.append(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="docvqa-val", title="DocVQA", split="val", metric="ANLS", max_new_tokens=100, load=_loader("val"),
     prompt=short_answer_prompt, score=score_val, data_dir="docvqa",
     flavours={"internvl": "official RRC ANLS (threshold 0.5)", "vlmevalkit": "same (identical per item)"},
-))
-BENCHMARKS.append(Benchmark(
+), Benchmark(
     name="docvqa-test", title="DocVQA", split="test", metric="submission", max_new_tokens=100, load=_loader("test"),
     prompt=short_answer_prompt, score=score_test, data_dir="docvqa", has_answers=False,
     check_submission=lambda path, samples: check_json_submission(path, samples, "docvqa"),
-))
+)]

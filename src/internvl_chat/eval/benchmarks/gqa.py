@@ -64,12 +64,9 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
     return accuracy_result("gqa-testdev", samples, preds, hits)
 
 
-# what `registry.py` registers (in release-table order)
-BENCHMARKS: list[Benchmark] = []
-
-BENCHMARKS.append(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="gqa-testdev", title="GQA", split="testdev-balanced", metric="accuracy", max_new_tokens=10, load=load,
     prompt=short_answer_prompt, score=score, data_dir="gqa",
     flavours={"internvl": "LLaVA convert_gqa_for_eval (rstrip '.', lower) + exact match",
               "vlmevalkit": "strip + lower exact match"},
-))
+)]

@@ -143,12 +143,9 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
     return result
 
 
-# what `registry.py` registers (in release-table order)
-BENCHMARKS: list[Benchmark] = []
-
-BENCHMARKS.append(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="mathvista-testmini", title="MathVista", split="testmini", metric="accuracy", max_new_tokens=1000,
     load=load, prompt=prompt, score=score, data_dir="mathvista",
     flavours={"internvl": "MathVista official normalize_extracted_answer + safe_equal",
               "vlmevalkit": "VLMEvalKit post_check"},
-))
+)]

@@ -170,17 +170,15 @@ def _score_test(name):
     return score
 
 
-# what `registry.py` registers (in release-table order)
-BENCHMARKS: list[Benchmark] = []
-
-for _lang, _title in (("en", "MMBench"), ("cn", "MMBench-CN")):
-    for _split in ("dev", "test"):
-        _name = f"mmbench-{_split}-{_lang}"
-        BENCHMARKS.append(Benchmark(
-            name=_name, title=_title, split=_split, metric="circular accuracy" if _split == "dev" else "submission",
-            max_new_tokens=100, load=_loader(_lang, _split), prompt=_prompt(_lang),
-            score=_score_dev(_name) if _split == "dev" else _score_test(_name), data_dir="mmbench",
-            has_answers=_split == "dev", check_submission=None if _split == "dev" else check_xlsx,
-            flavours={"internvl": "internvl_post_process -> circular exact matching",
-                      "vlmevalkit": "can_infer (+judge) -> circular exact matching"},
-        ))
+BENCHMARKS = [  # collected by registry.py
+    Benchmark(
+        name=(_name := f"mmbench-{_split}-{_lang}"), title=_title, split=_split,
+        metric="circular accuracy" if _split == "dev" else "submission",
+        max_new_tokens=100, load=_loader(_lang, _split), prompt=_prompt(_lang),
+        score=_score_dev(_name) if _split == "dev" else _score_test(_name), data_dir="mmbench",
+        has_answers=_split == "dev", check_submission=None if _split == "dev" else check_xlsx,
+        flavours={"internvl": "internvl_post_process -> circular exact matching",
+                  "vlmevalkit": "can_infer (+judge) -> circular exact matching"},
+    )
+    for _lang, _title in (("en", "MMBench"), ("cn", "MMBench-CN")) for _split in ("dev", "test")
+]

@@ -105,12 +105,9 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
                            per_sample=per_sample, notes=notes)
 
 
-# what `registry.py` registers (in release-table order)
-BENCHMARKS: list[Benchmark] = []
-
-BENCHMARKS.append(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="mme", title="MME", split="test", metric="perception score (sum of 10 subtasks)", max_new_tokens=20,
     load=load, prompt=prompt, score=score, data_dir="mme",
     flavours={"internvl": "InternVL post-processing + official MME calculation",
               "vlmevalkit": "VLMEvalKit YOrN_Extraction + MME_rating"},
-))
+)]

@@ -131,17 +131,13 @@ def score_test(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Be
                            submission=str(path), notes=["upload to the MMMU EvalAI server"])
 
 
-# what `registry.py` registers (in release-table order)
-BENCHMARKS: list[Benchmark] = []
-
-BENCHMARKS.append(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="mmmu-val", title="MMMU", split="val", metric="accuracy", max_new_tokens=100, load=_loader("val"),
     prompt=prompt, score=score_val, data_dir="mmmu",
     flavours={"internvl": "post_process letter == answer; open: MMMU parse_open_response/eval_open",
               "vlmevalkit": "can_infer (+judge); open questions as a 2-option MCQ"},
-))
-BENCHMARKS.append(Benchmark(
+), Benchmark(
     name="mmmu-test", title="MMMU", split="test", metric="submission", max_new_tokens=100, load=_loader("test"),
     prompt=prompt, score=score_test, data_dir="mmmu", has_answers=False,
     check_submission=lambda path, samples: check_json_submission(path, samples, "mmmu"),
-))
+)]

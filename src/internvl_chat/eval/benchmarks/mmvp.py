@@ -78,11 +78,8 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
     return result
 
 
-# what `registry.py` registers (in release-table order)
-BENCHMARKS: list[Benchmark] = []
-
-BENCHMARKS.append(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="mmvp", title="MMVP", split="test", metric="pair accuracy", max_new_tokens=100, load=load, prompt=prompt,
     score=score, data_dir="mmvp",
     flavours={"internvl": "post_process letter, consecutive pairs", "vlmevalkit": "can_infer (+judge), pairs"},
-))
+)]

@@ -139,11 +139,8 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
                            per_sample=per_sample, notes=notes)
 
 
-# what `registry.py` registers (in release-table order)
-BENCHMARKS: list[Benchmark] = []
-
-BENCHMARKS.append(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="pope", title="POPE", split="test", metric="mean F1 of 3 splits", max_new_tokens=100, load=load,
     prompt=prompt, score=score, data_dir="pope",
     flavours={"internvl": "POPE official parse (first sentence, no/not -> no)", "vlmevalkit": "YOrN + POPE_rating"},
-))
+)]

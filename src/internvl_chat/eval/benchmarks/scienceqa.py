@@ -91,11 +91,8 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
     return accuracy_result("scienceqa-img", samples, preds, hits, [{"parsed": x} for x in letters])
 
 
-# what `registry.py` registers (in release-table order)
-BENCHMARKS: list[Benchmark] = []
-
-BENCHMARKS.append(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="scienceqa-img", title="ScienceQA", split="test (image)", metric="accuracy", max_new_tokens=100, load=load,
     prompt=prompt, score=score, data_dir="scienceqa",
     flavours={"internvl": "ScienceQA post_process letter", "vlmevalkit": "can_infer (+judge)"},
-))
+)]

@@ -69,11 +69,8 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
     return accuracy_result("seed-image", samples, preds, hits, [{"parsed": x} for x in letters])
 
 
-# what `registry.py` registers (in release-table order)
-BENCHMARKS: list[Benchmark] = []
-
-BENCHMARKS.append(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="seed-image", title="SEED", split="image", metric="accuracy", max_new_tokens=100, load=load, prompt=prompt,
     score=score, data_dir="seed",
     flavours={"internvl": "first character == answer letter (seed/calculation.py)", "vlmevalkit": "can_infer (+judge)"},
-))
+)]

@@ -85,11 +85,8 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
     return vqa_accuracy_result("textvqa-val", samples, preds, ctx, "textvqa")
 
 
-# what `registry.py` registers (in release-table order)
-BENCHMARKS: list[Benchmark] = []
-
-BENCHMARKS.append(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="textvqa-val", title="TextVQA", split="val", metric="VQA accuracy", max_new_tokens=10, load=load,
     prompt=short_answer_prompt, score=score, data_dir="textvqa",
     flavours={"internvl": "InternVL V1.2 VQAEval copy (internvl_v12_lavis)", "vlmevalkit": "VLMEvalKit process_answer"},
-))
+)]

@@ -81,16 +81,12 @@ def score_test(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Be
                            num_samples=len(samples), submission=str(path), notes=["upload to the VizWiz EvalAI server"])
 
 
-# what `registry.py` registers (in release-table order)
-BENCHMARKS: list[Benchmark] = []
-
-BENCHMARKS.append(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="vizwiz-val", title="VizWiz", split="val", metric="VQA accuracy", max_new_tokens=10, load=_loader("val"),
     prompt=prompt, score=score_val, data_dir="vizwiz",
     flavours={"internvl": "InternVL V1.2 VQAEval copy (internvl_v12_lavis)", "vlmevalkit": "VLMEvalKit process_answer"},
-))
-BENCHMARKS.append(Benchmark(
+), Benchmark(
     name="vizwiz-test", title="VizWiz", split="test", metric="submission", max_new_tokens=10, load=_loader("test"),
     prompt=prompt, score=score_test, data_dir="vizwiz", has_answers=False,
     check_submission=lambda path, samples: check_json_submission(path, samples, "vizwiz"),
-))
+)]
