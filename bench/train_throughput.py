@@ -67,6 +67,15 @@ def machine() -> str:
     return f"{describe()}, flash-attn {flash}"
 
 
+def memory() -> str:
+    """Peak GPU memory the caching allocator reserved (what the card must hold), next to what it allocated."""
+    if not torch.cuda.is_available():
+        return ""
+    gib = 2 ** 30
+    return (f" max_memory_reserved_gib={torch.cuda.max_memory_reserved() / gib:.2f}"
+            f" max_memory_allocated_gib={torch.cuda.max_memory_allocated() / gib:.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=str(ROOT / "configs" / "tiny.yaml"))
@@ -116,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
           f"tokens/step {med('num_tokens'):.0f}")
     print(f"RESULT tokens/s={med('tokens_per_s'):.1f} samples/s={med('samples_per_s'):.2f} "
           f"mfu={100 * med('mfu'):.2f}% step_s={med('step_time_s'):.3f} device={'gpu' if device.type == 'cuda' else 'cpu'}"
-          f" world={world}")
+          f" world={world}{memory()}")
     return 0
 
 

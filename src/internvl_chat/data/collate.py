@@ -75,9 +75,9 @@ class Collator:
     pack=False: `pad_collate`. pack=True: `packing.pack_collate` with `token_budget`
     tokens per row; `mask` picks the packed attention form (see `packing.MASK_FORMATS`):
     "4d" block-diagonal causal bool mask for SDPA, "4d_additive" for eager attention,
-    "position_ids" (attention_mask None: transformers infers the blocks from the
-    restarting position ids only when no KV cache is built, i.e. `use_cache=False`;
-    flash-attention's varlen path uses them too).
+    "position_ids" (attention_mask None: SDPA/eager get the blocks from the restarting
+    position ids only when no KV cache is built, i.e. `use_cache=False`; flash-attention
+    needs the batch's `cu_seqlens` passed as `cu_seq_lens_*`, see `packing.varlen_kwargs`).
     """
 
     pad_token_id: int

@@ -19,7 +19,8 @@ from .collate import _bookkeeping, _images, empty_batch, split_rejects
 #   "4d": (B,1,N,N) bool block-diagonal causal mask (SDPA; any use_cache setting);
 #   "4d_additive": the same as 0/-inf floats (eager attention adds the mask to the scores);
 #   "position_ids": attention_mask None; transformers infers the blocks from the restarting
-#       position ids (only with use_cache=False) and flash-attention uses them for varlen.
+#       position ids (only with use_cache=False); flash-attention does so only for a one-row
+#       batch, so the trainer also passes `varlen_kwargs(batch)` (cu_seq_lens, max_length).
 MASK_FORMATS = ("4d", "4d_additive", "position_ids")
 
 
@@ -102,8 +103,25 @@ def pack_collate(items: list, pad_token_id: int, token_budget: int, mask: str = 
         batch["attention_mask"] = additive_mask(block_causal_mask(sample_index))
     else:
         batch["attention_mask"] = None
+    batch["max_seqlen"] = int((batch["cu_seqlens"][1:] - batch["cu_seqlens"][:-1]).max())
     batch["num_packs"] = b
     return batch
+
+
+def varlen_kwargs(batch: dict, device=None) -> dict:
+    """The flash-attention varlen keywords of a packed batch (empty for a padded one).
+
+    transformers' flash-attention path splits samples from `position_ids` only when the
+    batch has one row; with 2+ rows it needs `cu_seq_lens_*` and `max_length_*`, or the
+    samples of a row attend to each other. SDPA/eager ignore these keywords. The max
+    length is a Python int computed on the host, so passing it costs no device sync.
+    """
+    cu = batch.get("cu_seqlens")
+    if cu is None:
+        return {}
+    longest = int(batch["max_seqlen"]) if "max_seqlen" in batch else int((cu[1:] - cu[:-1]).max())
+    cu = cu.to(device, non_blocking=True) if device is not None else cu
+    return {"cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": longest, "max_length_k": longest}
 
 
 def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor, sample_index: torch.Tensor) -> torch.Tensor:

@@ -34,9 +34,13 @@ class LazyModelGenerator:
     def __call__(self, images, prompts, generation_config):
         if self._inner is None:
             from ..model import InternVLChatModel
+            from ..model.device_map import resolve_device_map
+            from ..model.loading import read_config
             from ..model.tokenizer import load_tokenizer
 
-            model = InternVLChatModel.from_pretrained(self.model_dir, dtype=self.dtype).to(self.device).eval()
+            layers = read_config(self.model_dir).llm_config.num_hidden_layers
+            device_map = resolve_device_map(self.device, layers)  # auto / cuda: split over the GPUs
+            model = InternVLChatModel.from_pretrained(self.model_dir, dtype=self.dtype, device_map=device_map).eval()
             tokenizer = load_tokenizer(self.model_dir)
             self._inner = ModelGenerator(model, tokenizer)
         return self._inner(images, prompts, generation_config)
@@ -59,7 +63,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="cap every benchmark's max_new_tokens (smoke runs; scores are then not comparable)")
     p.add_argument("--blank-images", action="store_true",
                    help="also run every benchmark with a blank image (OUT/<benchmark>-blank/)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default="auto",
+                   help="auto (default: all visible GPUs, split; else the CPU), cuda, cuda:N or cpu; "
+                        "under torchrun each rank takes its own GPU")
+    p.add_argument("--dist-timeout-min", type=float, default=180.0,
+                   help="collective timeout of a multi-process run, in minutes: ranks reach the barriers "
+                        "between benchmarks far apart (NCCL's default is 10)")
     p.add_argument("--dtype", choices=sorted(_DTYPES), default="bf16" if torch.cuda.is_available() else "fp32")
     p.add_argument("--regenerate", action="store_true",
                    help="delete cached predictions made with another model or settings and generate them again "
@@ -84,17 +93,22 @@ def _cached_model_path(out: Path, names: list[str]) -> str:
     return ", ".join(sorted(paths)) + " (from the cache)"
 
 
-def _init_distributed(device: str) -> tuple[DistInfo, str]:
+def _init_distributed(device: str, timeout_min: float = 180.0) -> tuple[DistInfo, str]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo(), device
+    from datetime import timedelta
+
     import torch.distributed as dist
 
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda"):
         torch.cuda.set_device(local_rank)
         device = f"cuda:{local_rank}"
-    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    # Explicit: a rank that finishes its share of a benchmark early waits at the barrier for the slowest.
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", timeout=timedelta(minutes=timeout_min))
     return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(), barrier=dist.barrier), device
 
 
@@ -125,6 +139,8 @@ def _main(argv: list[str] | None = None) -> int:
         p.error("--batch-size must be at least 1")
     if args.limit is not None and args.limit < 1:
         p.error("--limit must be at least 1")
+    if args.dist_timeout_min <= 0:
+        p.error("--dist-timeout-min must be positive")
     if args.max_new_tokens is not None and args.max_new_tokens < 1:
         p.error("--max-new-tokens must be at least 1")
     names = [n.strip() for n in args.benchmarks.split(",") if n.strip()]
@@ -156,7 +172,7 @@ def _main(argv: list[str] | None = None) -> int:
         from .judge import Judge
 
         judge = Judge(base_url=args.judge_url, model=args.judge_model)
-    dist_info, device = _init_distributed(args.device)
+    dist_info, device = _init_distributed(args.device, args.dist_timeout_min)
     generator = LazyModelGenerator(args.model, device, _DTYPES[args.dtype])
 
     passes = [False, True] if args.blank_images else [False]

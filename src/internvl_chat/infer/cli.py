@@ -14,7 +14,8 @@ DTYPES = {"auto": None, "float32": "float32", "bfloat16": "bfloat16", "float16":
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="checkpoint folder (config.json, weights, tokenizer)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="auto", help="weights dtype (auto: as saved)")
-    p.add_argument("--device", default=None, help="e.g. cuda:0 (default: cpu)")
+    p.add_argument("--device", default=None,
+                   help="cpu (default), cuda:N, or cuda / auto: split the model over all visible GPUs")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice; 1 is fastest for tiny models on a busy machine)")
 

@@ -208,12 +208,14 @@ class InferenceEngine:
     @classmethod
     def from_model_dir(cls, path, dtype: torch.dtype | None = None, device: str | None = None, **kwargs):
         from ..model import InternVLChatModel
+        from ..model.device_map import resolve_device_map
+        from ..model.loading import read_config
         from ..model.tokenizer import load_tokenizer
 
         path = Path(path)
-        model = InternVLChatModel.from_pretrained(path, dtype=dtype)
-        if device:
-            model = model.to(device)
+        # Placed at load time (never a full copy on the host first), split over GPUs for auto / cuda.
+        device_map = resolve_device_map(device, read_config(path).llm_config.num_hidden_layers)
+        model = InternVLChatModel.from_pretrained(path, dtype=dtype, device_map=device_map)
         tokenizer = load_tokenizer(path)
         return cls(model, tokenizer, **kwargs)
 

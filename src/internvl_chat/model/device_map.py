@@ -31,3 +31,29 @@ def split_model(num_layers: int, num_gpus: int) -> dict[str, int]:
                  f"language_model.model.layers.{num_layers - 1}"):
         device_map[name] = 0
     return device_map
+
+
+def resolve_device_map(device: str | None, num_layers: int, gpu_count: int | None = None):
+    """`--device` of serve / chat / eval -> the `device_map` for `from_pretrained` (None: stay on the CPU).
+
+    - None / "cpu": the CPU;
+    - "cuda:N": the whole model on GPU N;
+    - "cuda" or "auto": one GPU holds everything, several GPUs get `split_model` (bf16 40B = 74.6 GiB
+      leaves no room for a KV cache on one 80 GB card); "auto" without a GPU is the CPU.
+    """
+    import torch
+
+    if device is None or device == "cpu":
+        return None
+    if gpu_count is None:
+        gpu_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if device == "auto" and gpu_count == 0:
+        return None
+    if device in ("auto", "cuda"):
+        if gpu_count == 0:
+            raise ValueError("--device cuda: no CUDA device is visible (use --device cpu or auto)")
+        return {"": 0} if gpu_count == 1 else split_model(num_layers, gpu_count)
+    where = torch.device(device)
+    if where.type != "cuda":
+        raise ValueError(f"--device {device}: use cpu, cuda, cuda:N or auto")
+    return {"": where.index or 0}

@@ -58,15 +58,46 @@ def load_pretrained(cls, path, *, torch_dtype=None, dtype=None, device_map=None,
     if device_map is not None:
         kwargs["device_map"] = device_map
     if cls is InternVLChatModel:
-        from .modeling import default_llm_attn_implementation
+        from .modeling import resolve_attn_implementation
 
-        kwargs.setdefault("attn_implementation", attn_implementation or default_llm_attn_implementation())
+        where = _map_device(device_map)
+        kwargs.setdefault("attn_implementation",
+                          resolve_attn_implementation(attn_implementation, _load_dtype(path, dtype), where))
     kwargs.pop("trust_remote_code", None)  # never needed: the code is this package
     model, info = super(cls, cls).from_pretrained.__func__(cls, path, output_loading_info=True, **kwargs)
     if strict:
         _check_loading_info(path, info, allowed_missing=_tied_keys(model))
     model.eval()
     return model
+
+
+def _map_device(device_map):
+    """Where a device map puts the LLM: the first device it names (None: the CPU)."""
+    if device_map is None:
+        return None
+    if isinstance(device_map, dict):
+        devices = [d for d in device_map.values() if d not in ("cpu", "disk")]
+        first = devices[0] if devices else "cpu"
+    else:
+        first = device_map
+    if isinstance(first, int):
+        return torch.device("cuda", first)
+    if first in ("auto", "balanced", "sequential", "balanced_low_0"):
+        return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    return torch.device(first)
+
+
+def _load_dtype(path: str, dtype):
+    """The dtype the weights will have after loading: the requested one, else the checkpoint's own."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, str) and dtype != "auto":
+        return getattr(torch, dtype)
+    with open(os.path.join(path, "config.json")) as f:
+        cfg = json.load(f)
+    saved = cfg.get("dtype") or cfg.get("torch_dtype") or (cfg.get("llm_config") or {}).get("dtype") \
+        or (cfg.get("llm_config") or {}).get("torch_dtype")
+    return getattr(torch, saved) if isinstance(saved, str) else torch.float32
 
 
 def _patch_from_pretrained(cls) -> None:
@@ -122,7 +153,7 @@ def resize_for_new_tokens(llm, vocab_size: int) -> int:
 def compose_from_parts(vision_path, llm_path, mlp_path=None, *, template: str = "Hermes-2",
                        downsample_ratio: float = 0.5, force_image_size: int | None = None, select_layer: int = -1,
                        ps_version: str = "v1", drop_path_rate: float = 0.0, dtype=torch.bfloat16,
-                       attn_implementation: str | None = None):
+                       attn_implementation: str | None = None, device=None):
     """Build a chat model for fine-tuning from an InternViT folder, an LLM folder and an optional
     projector file, as the V1.2 recipe does. Returns (model, tokenizer).
 
@@ -131,13 +162,13 @@ def compose_from_parts(vision_path, llm_path, mlp_path=None, *, template: str = 
     """
     from transformers import AutoModelForCausalLM
 
-    from .modeling import default_llm_attn_implementation
+    from .modeling import resolve_attn_implementation
 
     vision = InternVisionModel.from_pretrained(vision_path, dtype=dtype, drop_path_rate=drop_path_rate)
     tokenizer = load_tokenizer(llm_path, internvl_tokens=False)
     llm = AutoModelForCausalLM.from_pretrained(
         llm_path, dtype=dtype, use_safetensors=True,
-        attn_implementation=attn_implementation or default_llm_attn_implementation())
+        attn_implementation=resolve_attn_implementation(attn_implementation, dtype, device))
     num_new = add_internvl_tokens(tokenizer)
     if num_new > 0 or llm.get_input_embeddings().weight.shape[0] < len(tokenizer):
         resize_for_new_tokens(llm, len(tokenizer))

@@ -43,16 +43,41 @@ def pixel_shuffle(x: torch.Tensor, scale_factor: float = 0.5, ps_version: str = 
     return x
 
 
-def default_llm_attn_implementation() -> str:
-    """SDPA everywhere; flash-attn 2 only where it is installed and a GPU is present."""
-    if torch.cuda.is_available():
-        try:
-            import flash_attn  # noqa: F401
+def flash_attn_available() -> bool:
+    try:
+        import flash_attn  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
-            return "flash_attention_2"
-        except ImportError:
-            pass
+
+HALF = (torch.bfloat16, torch.float16)
+
+
+def default_llm_attn_implementation(dtype: torch.dtype | None = None, device=None,
+                                    flash_available: bool | None = None) -> str:
+    """flash_attention_2 only where it can run: flash-attn installed, the model on a CUDA device, and
+    bf16/fp16 weights. Everything else gets SDPA (which has its own flash kernel on GPU): fp32 models,
+    models left on the CPU of a GPU host, and calls that do not say where the model will live."""
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if flash_available is None:
+        flash_available = flash_attn_available()
+    if flash_available and device.type == "cuda" and dtype in HALF:
+        return "flash_attention_2"
     return "sdpa"
+
+
+def resolve_attn_implementation(requested: str | None, dtype: torch.dtype | None, device,
+                                flash_available: bool | None = None) -> str:
+    """The user's choice if it can run here, else a clear error; None picks the default above."""
+    if requested is None:
+        return default_llm_attn_implementation(dtype, device, flash_available)
+    if requested.startswith("flash_attention"):
+        where = torch.device(device) if device is not None else torch.device("cpu")
+        if where.type != "cuda" or dtype not in HALF:
+            raise ValueError(f"attn_implementation={requested} needs a CUDA device and bf16/fp16 weights; this model "
+                             f"is {dtype} on {where} (use sdpa, or parallel.dtype=bf16 on a GPU)")
+    return requested
 
 
 class InternVLChatModel(PreTrainedModel):
@@ -242,7 +267,9 @@ class InternVLChatModel(PreTrainedModel):
         shift_labels = labels[:, 1:]
         keep = shift_labels != IGNORE_INDEX
         logits = self.language_model.get_output_embeddings()(hidden[:, :-1][keep])
-        targets = shift_labels[keep]
+        # Labels may stay in host memory (the trainer keeps them there): the mask is then built on the host
+        # and selecting the supervised positions needs no device-to-host sync.
+        targets = shift_labels[keep].to(logits.device, non_blocking=True)
         if num_items_in_batch is None and not targets.numel():
             return logits.sum() * 0.0  # nothing supervised: a zero loss rather than the mean of nothing
         return _token_loss(logits, targets, num_items_in_batch)

@@ -168,11 +168,13 @@ class InternVisionEncoder(nn.Module):
         # The original checkpoints activations here by default while training; the
         # trainer switches it on explicitly (see train/parallel.py).
         self.gradient_checkpointing = False
+        self.checkpoint_every = 1  # with gradient_checkpointing: layers 0, N, 2N, ... recompute
 
     def forward(self, x: torch.Tensor, output_hidden_states: bool = False):
         states = [x] if output_hidden_states else None
-        for layer in self.layers:
-            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+        for i, layer in enumerate(self.layers):
+            if (self.gradient_checkpointing and i % self.checkpoint_every == 0 and self.training
+                    and torch.is_grad_enabled()):
                 x = torch.utils.checkpoint.checkpoint(layer, x, use_reentrant=False)
             else:
                 x = layer(x)

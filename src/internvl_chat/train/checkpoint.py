@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
-from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_state_dict,
+from torch.distributed.checkpoint.state_dict import (get_model_state_dict, get_state_dict,
                                                      set_state_dict)
 
 STEP_DIR = re.compile(r"^step_(\d+)$")
@@ -83,9 +83,62 @@ def _write_json(path: Path, obj) -> None:
     tmp.replace(path)
 
 
+_CKPT_GROUP = None
+
+
+def _background_group():
+    """A gloo group of its own for the background writer's collectives: they run in another thread
+    and must not interleave with the training's collectives on the default group (created once,
+    collectively; even a gloo default group corrupts when two threads share it)."""
+    global _CKPT_GROUP
+    world = dist.group.WORLD
+    if _CKPT_GROUP is None or _CKPT_GROUP[0] is not world:  # a new default group (tests re-initialise)
+        _CKPT_GROUP = (world, dist.new_group(backend="gloo"))
+    return _CKPT_GROUP[1]
+
+
+class PendingCheckpoint:
+    """A checkpoint being written in the background. `wait()` (collective) completes it: once every
+    rank's shards are on disk, rank 0 renames `step_N.tmp` to `step_N` and prunes old ones."""
+
+    def __init__(self, future, root: Path, tmp: Path, final: Path, keep_last: int):
+        self.future, self.root, self.tmp, self.final, self.keep_last = future, root, tmp, final, keep_last
+
+    def poll(self, device) -> bool:
+        """Collective, cheap: publish the checkpoint if every rank has finished writing; True once published."""
+        if self.future is None:
+            return True
+        done = torch.tensor([float(self.future.done())], device=device)
+        dist.all_reduce(done, op=dist.ReduceOp.MIN)
+        if float(done) > 0:
+            self.wait()
+            return True
+        return False
+
+    def wait(self) -> Path:
+        if self.future is not None:
+            self.future.result()
+            self.future = None
+            dist.barrier()
+            if dist.get_rank() == 0:
+                _publish(self.root, self.tmp, self.final, self.keep_last)
+            dist.barrier()
+        return self.final
+
+
+def _publish(root: Path, tmp: Path, final: Path, keep_last: int) -> None:
+    if final.exists():  # the same step saved before (e.g. pre-emption right after a periodic save)
+        shutil.rmtree(final)
+    tmp.rename(final)
+    for _, old in complete_checkpoints(root)[:-keep_last]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def save_checkpoint(root: str | Path, step: int, model, optimizer, trainer_state: dict, rank_state: dict,
-                    keep_last: int = 1) -> Path:
-    """Collective: every rank calls it. Returns the final folder."""
+                    keep_last: int = 1, background: bool = False) -> Path | PendingCheckpoint:
+    """Collective: every rank calls it. Returns the final folder, or with `background=True` a
+    `PendingCheckpoint` (dcp.async_save: the shards are staged to host memory now and written while
+    training goes on) whose `wait()` must be called before the next save and before exit."""
     root = Path(root)
     rank = dist.get_rank()
     final, tmp = root / f"step_{step}", root / f"step_{step}.tmp"
@@ -96,17 +149,19 @@ def save_checkpoint(root: str | Path, step: int, model, optimizer, trainer_state
         tmp.mkdir()
     dist.barrier()
     model_sd, optim_sd = get_state_dict(model, optimizer)
-    dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp))
+    state = {"model": model_sd, "optim": optim_sd}
+    if background:
+        future = dcp.async_save(state, checkpoint_id=str(tmp), process_group=_background_group())
+    else:
+        dcp.save(state, checkpoint_id=str(tmp))
     _write_json(tmp / f"rank_{rank}.json", rank_state)
     if rank == 0:
         _write_json(tmp / TRAINER_STATE, trainer_state)
+    if background:
+        return PendingCheckpoint(future, root, tmp, final, keep_last)
     dist.barrier()
     if rank == 0:
-        if final.exists():  # the same step saved before (e.g. pre-emption right after a periodic save)
-            shutil.rmtree(final)
-        tmp.rename(final)
-        for _, old in complete_checkpoints(root)[:-keep_last]:
-            shutil.rmtree(old, ignore_errors=True)
+        _publish(root, tmp, final, keep_last)
     dist.barrier()
     return final
 
@@ -127,29 +182,93 @@ def load_checkpoint(folder: str | Path, model, optimizer) -> tuple[dict, dict | 
 
 
 # -- consolidated export ---------------------------------------------------------------------
+def _full_tensor(value, device) -> torch.Tensor:
+    """One parameter gathered whole (collective for a DTensor); offloaded shards travel via `device`."""
+    from torch.distributed.tensor import DTensor
+
+    if isinstance(value, DTensor):
+        if value.device.type != torch.device(device).type:  # CPU-offloaded shards: NCCL gathers CUDA tensors only
+            value = value.to(device)
+        return value.full_tensor()
+    return value
+
+
 def export_pretrained(model, out_dir: str | Path, tokenizer=None, dtype: torch.dtype | None = None,
-                      max_shard_size: str = "5GB") -> Path | None:
-    """Collective: gather full weights onto rank 0 (CPU) and write the released layout there
-    (config.json + sharded safetensors + tokenizer), loadable by InternVLChatModel.from_pretrained."""
+                      max_shard_size: str = "5GB", device: torch.device | str | None = None) -> Path | None:
+    """Collective: write the released layout (config.json + sharded safetensors with an index +
+    tokenizer) on rank 0, loadable by InternVLChatModel.from_pretrained.
+
+    Streams: parameters are gathered one at a time, cast to `dtype` and appended to the current
+    safetensors shard, which is written and dropped once it reaches `max_shard_size`. Rank 0's extra
+    host memory is one shard plus one tensor, never the full model (40B in fp32 is ~150 GiB).
+    """
+    from safetensors.torch import save_file
+    from transformers.utils.hub import convert_file_size_to_int
+
     from ..model import InternVLChatModel
 
-    full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    rank = dist.get_rank()
+    device = device if device is not None else next(model.parameters()).device
+    if isinstance(device, torch.device) and device.type == "cpu" and dist.get_backend() == "nccl":
+        device = torch.device("cuda", torch.cuda.current_device())
+    limit = convert_file_size_to_int(max_shard_size)
+    sharded = get_model_state_dict(model)  # this rank's shards (DTensors): no copy
+    with torch.device("meta"):
+        plain = InternVLChatModel(model.config)
+    tied = set(getattr(plain, "all_tied_weights_keys", {}) or {})  # written once, as save_pretrained does
+    expected = set(plain.state_dict()) - tied
+    names = [k for k in sharded if k not in tied]
+    if set(names) != expected:
+        raise CheckpointError(f"export: state dict does not match the model (missing {sorted(expected - set(names))[:5]}, "
+                              f"unexpected {sorted(set(names) - expected)[:5]})")
     out = Path(out_dir)
-    if dist.get_rank() == 0:
-        with torch.device("meta"):
-            plain = InternVLChatModel(model.config)
-        if dtype is not None:
-            full = {k: v.to(dtype) if v.is_floating_point() else v for k, v in full.items()}
-        missing, unexpected = plain.load_state_dict(full, strict=False, assign=True)
-        if missing or unexpected:
-            raise CheckpointError(f"export: state dict does not match the model (missing {missing[:5]}, "
-                                  f"unexpected {unexpected[:5]})")
-        tmp = out.with_name(out.name + ".tmp")
+    tmp = out.with_name(out.name + ".tmp")
+    if rank == 0:
         shutil.rmtree(tmp, ignore_errors=True)
-        plain.save_pretrained(tmp, max_shard_size=max_shard_size)
+        tmp.mkdir(parents=True)
+    files: list[list[str]] = []
+    shard: dict[str, torch.Tensor] = {}
+    used = total = 0
+
+    def flush() -> None:
+        nonlocal shard, used
+        if shard:
+            files.append(list(shard))
+            save_file(shard, str(tmp / f"part-{len(files)}.safetensors"), metadata={"format": "pt"})
+        shard, used = {}, 0
+
+    for name in names:
+        full = _full_tensor(sharded[name], device)
+        if rank == 0:
+            t = full.to("cpu", dtype if dtype is not None and full.is_floating_point() else full.dtype).contiguous()
+            size = t.numel() * t.element_size()
+            if shard and used + size > limit:
+                flush()
+            shard[name], used, total = t, used + size, total + size
+        del full
+    if rank == 0:
+        flush()
+        _name_shards(tmp, files, total)
+        model.config.save_pretrained(tmp)
+        if getattr(plain, "generation_config", None) is not None:
+            plain.generation_config.save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
     dist.barrier()
-    return out if dist.get_rank() == 0 else None
+    return out if rank == 0 else None
+
+
+def _name_shards(folder: Path, files: list[list[str]], total: int) -> None:
+    """Rename part-K files to the released names and write the index (one file: model.safetensors)."""
+    n = len(files)
+    if n == 1:
+        (folder / "part-1.safetensors").rename(folder / "model.safetensors")
+        return
+    weight_map = {}
+    for k, keys in enumerate(files, start=1):
+        final = f"model-{k:05d}-of-{n:05d}.safetensors"
+        (folder / f"part-{k}.safetensors").rename(folder / final)
+        weight_map.update(dict.fromkeys(keys, final))
+    _write_json(folder / "model.safetensors.index.json", {"metadata": {"total_size": total}, "weight_map": weight_map})

@@ -43,7 +43,7 @@ class ModelConfig:
     select_layer: int = -1
     ps_version: str = "v1"
     drop_path_rate: float = 0.0
-    attn_implementation: str | None = None  # None: flash_attention_2 when installed on GPU, else sdpa
+    attn_implementation: str | None = None  # None: flash_attention_2 for bf16 on CUDA with flash-attn, else sdpa
 
 
 @dataclass
@@ -112,10 +112,13 @@ class ParallelConfig:
     reduce_dtype: str = "fp32"  # gradient reduction dtype
     cpu_offload: bool = False
     activation_checkpointing: bool = True
+    activation_checkpointing_every: int = 1  # recompute every Nth ViT block / LLM layer (1: all; 2: half, ...)
     reshard_after_forward: bool = True
     backend: str = "auto"  # auto (nccl on GPU, gloo on CPU) | nccl | gloo
     compile: bool = False  # torch.compile each sharded block
     num_threads: int = 0  # CPU threads per process (0: torch's default; torchrun sets 1 per process)
+    gc_every: int = 50  # Python GC off in the loop, collected every N steps on all ranks (0: leave GC alone)
+    fused_optimizer: bool = True  # torch.optim.AdamW(fused=True) when the parameters are on CUDA
 
 
 @dataclass
@@ -123,6 +126,7 @@ class CheckpointConfig:
     save_every: int = 200  # also saves at the end; 0 = no checkpoints except on a stop (benchmarks)
     keep_last: int = 1
     resume: bool = True  # resume from the newest complete checkpoint in output_dir
+    async_checkpoint: bool = True  # periodic checkpoints written in the background (dcp.async_save)
     export: bool = True  # consolidated save_pretrained at the end
     export_max_shard_size: str = "5GB"
 
@@ -292,6 +296,8 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"parallel.dtype must be auto, bf16 or fp32, got {cfg.parallel.dtype!r}")
     if cfg.parallel.reduce_dtype not in ("bf16", "fp32"):
         raise ConfigError(f"parallel.reduce_dtype must be bf16 or fp32, got {cfg.parallel.reduce_dtype!r}")
+    if cfg.parallel.activation_checkpointing_every < 1:
+        raise ConfigError("parallel.activation_checkpointing_every must be >= 1")
     if cfg.checkpoint.keep_last < 1:
         raise ConfigError("checkpoint.keep_last must be >= 1")
     if len(cfg.optim.betas) != 2:

@@ -36,15 +36,14 @@ from ..data.rejects import TooManyRejects
 from ..errors import UserError
 from .checkpoint import export_pretrained, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
-from .data import build_train_data
+from .data import MODEL_KEYS, build_train_data, model_inputs  # noqa: F401 (MODEL_KEYS: re-exported)
 from .flops import flop_model, peak_flops_per_device, sample_lengths
+from .gc_control import ManualGC
 from .lora import count_parameters, set_frozen_eval
 from .model_setup import build_sharded_model
 from .monitor import Monitor, plot_loss_curve
 from .optim import build_optimizer, build_scheduler
 from .parallel import DistInfo, init_distributed, param_dtype, shutdown_distributed
-
-MODEL_KEYS = ("input_ids", "labels", "attention_mask", "position_ids", "pixel_values", "image_flags")
 
 
 @dataclass
@@ -150,7 +149,7 @@ def _train(cfg: TrainConfig, info: DistInfo, dataset) -> TrainResult:
     model, tokenizer = build_sharded_model(cfg, info)
     data = build_train_data(cfg, tokenizer, model, info, dataset)
     total = cfg.schedule.max_steps or max(1, int(cfg.schedule.num_train_epochs * data.steps_per_epoch))
-    optimizer = build_optimizer(model, cfg.optim)
+    optimizer = build_optimizer(model, cfg.optim, fused=cfg.parallel.fused_optimizer)
     scheduler = build_scheduler(optimizer, cfg.schedule, total)
     state = LoopState()
     seed_everything(cfg.seed + 1000 * info.rank + 1)  # per-rank streams (drop path, LoRA dropout)
@@ -187,20 +186,30 @@ def _train(cfg: TrainConfig, info: DistInfo, dataset) -> TrainResult:
         f"{data.steps_per_epoch} steps per epoch")
     rejects = RejectLog(out / "rejects" / f"rank_{info.rank}.jsonl", max_reject_fraction=1.0)
 
-    def save(reason: str) -> Path:
+    pending = None  # a periodic checkpoint still being written in the background
+
+    def save(reason: str, background: bool = False) -> Path:
+        nonlocal pending
+        if pending is not None:
+            pending.wait()
+            pending = None
         loop = asdict(state)
         trainer_state = {"step": state.step, "total_steps": total, "world_size": info.world_size, "loop": loop,
                          "scheduler": scheduler.state_dict(), "reason": reason, "config": cfg.to_dict()}
         rank_state = {"consumed": state.consumed, "sampler": data.sampler.state_dict(consumed=state.consumed),
                       "rng": rng_state()}
-        return save_checkpoint(ckpt_root, state.step, model, optimizer, trainer_state, rank_state,
-                               cfg.checkpoint.keep_last)
+        result = save_checkpoint(ckpt_root, state.step, model, optimizer, trainer_state, rank_state,
+                                 cfg.checkpoint.keep_last, background=background)
+        if background:
+            pending = result
+            return result.final
+        return result
 
     status, message = "completed", ""
     model.train()
     set_frozen_eval(model, cfg.tune)
     trainable_params = [p for p in model.parameters() if p.requires_grad]
-    with StopSignal() as stop:
+    with StopSignal() as stop, ManualGC(cfg.parallel.gc_every) as collector:
         loader = iter(data.loader())
         epoch_steps = data.epoch_steps(state.epoch)
         while state.step < total:
@@ -228,7 +237,7 @@ def _train(cfg: TrainConfig, info: DistInfo, dataset) -> TrainResult:
             for b in micro:
                 if b.get("empty"):
                     b = _empty_micro_batch(image_size, pad_id)
-                inputs = {k: (b[k].to(info.device) if b.get(k) is not None else None) for k in MODEL_KEYS}
+                inputs = model_inputs(b, info.device)
                 outputs = model(**inputs, use_cache=False, num_items_in_batch=max(num_items, 1.0), loss_only=True)
                 (outputs.loss * info.world_size).backward()
                 loss_sum += outputs.loss.detach().double()
@@ -253,6 +262,9 @@ def _train(cfg: TrainConfig, info: DistInfo, dataset) -> TrainResult:
             state.step += 1
             state.step_in_epoch += 1
             state.tokens_seen += int(tokens)
+            collector.step(state.step)
+            if pending is not None and pending.poll(info.device):  # published as soon as it is on disk
+                pending = None
             dt = time.perf_counter() - t0
             monitor.log({"step": state.step, "loss": loss, "lr": lr, "grad_norm": grad_norm,
                          "tokens_per_s": tokens / dt, "samples_per_s": samples / dt, "mfu": flops / (dt * peak),
@@ -275,10 +287,14 @@ def _train(cfg: TrainConfig, info: DistInfo, dataset) -> TrainResult:
             every = cfg.checkpoint.save_every
             # save_every=0 turns periodic and final checkpoints off (benchmarks); stops always save.
             if (every > 0 and (state.step % every == 0 or state.step == total)) or status != "completed":
-                path = save(status)
-                monitor.message(f"[train] checkpoint {path}")
+                # Periodic saves are written in the background; the last one and stops are not.
+                background = cfg.checkpoint.async_checkpoint and status == "completed" and state.step < total
+                path = save(status, background)
+                monitor.message(f"[train] checkpoint {path}{' (writing in the background)' if background else ''}")
             if status != "completed":
                 break
+        if pending is not None:
+            pending.wait()
     rejects.close()
     export_dir = None
     if status == "completed" and state.step - state.skipped <= 0:

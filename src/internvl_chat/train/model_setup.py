@@ -13,6 +13,7 @@ import torch.distributed as dist
 
 from ..constants import IMG_CONTEXT_TOKEN
 from ..model import InternVLChatConfig, InternVLChatModel, compose_from_parts
+from ..model.modeling import resolve_attn_implementation
 from .config import TrainConfig
 from .lora import apply_tuning
 from .parallel import DistInfo, enable_activation_checkpointing, materialise_from_rank0, param_dtype, shard_model
@@ -48,8 +49,8 @@ def load_source_model(cfg: TrainConfig, tokenizer, parts_dtype: torch.dtype = to
         config.template, config.select_layer, config.ps_version = m.template, m.select_layer, m.ps_version
         # The checkpoint's own dtype (bf16 for the release): half the host memory of fp32 on rank 0;
         # values are upcast exactly when they are copied into the fp32 shards.
-        model = InternVLChatModel.from_pretrained(m.path, config=config, dtype="auto",
-                                                  attn_implementation=m.attn_implementation)
+        # The source only hands over its weights (it never runs): SDPA whatever the trained model uses.
+        model = InternVLChatModel.from_pretrained(m.path, config=config, dtype="auto", attn_implementation="sdpa")
         if len(tokenizer) > model.language_model.get_input_embeddings().weight.shape[0]:
             raise ValueError(f"tokenizer of {m.path} has {len(tokenizer)} tokens but the model's embedding has "
                              f"{model.language_model.get_input_embeddings().weight.shape[0]} rows")
@@ -57,13 +58,26 @@ def load_source_model(cfg: TrainConfig, tokenizer, parts_dtype: torch.dtype = to
     model, _ = compose_from_parts(m.vision_path, m.llm_path, m.mlp_path, template=m.template,
                                   downsample_ratio=m.downsample_ratio, force_image_size=m.force_image_size,
                                   select_layer=m.select_layer, ps_version=m.ps_version,
-                                  drop_path_rate=m.drop_path_rate, dtype=parts_dtype,
-                                  attn_implementation=m.attn_implementation)
+                                  drop_path_rate=m.drop_path_rate, dtype=parts_dtype, attn_implementation="sdpa")
     return model
 
 
-def _attn_impl(cfg: TrainConfig) -> str | None:
-    return cfg.model.attn_implementation
+def _attn_impl(cfg: TrainConfig, info: DistInfo | None = None) -> str:
+    """The LLM attention of the trained model: the config's choice if it can run on this device and
+    compute dtype, else flash_attention_2 where possible (bf16 on CUDA with flash-attn), else SDPA."""
+    device = info.device if info is not None else torch.device("cpu")
+    return resolve_attn_implementation(cfg.model.attn_implementation, param_dtype(cfg.parallel, device), device)
+
+
+def cast_frozen(model: torch.nn.Module, dtype: torch.dtype) -> int:
+    """Keep frozen parameters in the compute dtype: they need no fp32 master copy (no optimizer step),
+    and in fp32 the LoRA recipe's frozen 34B LLM alone takes ~75 GiB per GPU on 2 GPUs. Returns how many."""
+    n = 0
+    for p in model.parameters():
+        if not p.requires_grad and p.is_floating_point() and p.dtype != dtype:
+            p.data = p.data.to(dtype)
+            n += 1
+    return n
 
 
 def build_sharded_model(cfg: TrainConfig, info: DistInfo):
@@ -79,12 +93,13 @@ def build_sharded_model(cfg: TrainConfig, info: DistInfo):
     dist.broadcast_object_list(payload, src=0)
     config = InternVLChatConfig(**payload[0])
     with torch.device("meta"):
-        model = InternVLChatModel(config, attn_implementation=_attn_impl(cfg))
+        model = InternVLChatModel(config, attn_implementation=_attn_impl(cfg, info))
     model.float()  # fp32 master weights whatever the checkpoint's dtype; bf16 is FSDP's compute copy
     apply_tuning(model, cfg.tune)
+    cast_frozen(model, param_dtype(cfg.parallel, info.device))  # ...but only for what trains
     model.img_context_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)
     if cfg.parallel.activation_checkpointing:
-        enable_activation_checkpointing(model)
+        enable_activation_checkpointing(model, cfg.parallel.activation_checkpointing_every)
     shard_model(model, cfg.parallel, info)
     materialise_from_rank0(model, source, info, cfg.parallel.cpu_offload)
     del source

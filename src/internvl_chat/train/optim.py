@@ -56,9 +56,16 @@ def param_groups(model: torch.nn.Module, weight_decay: float, lr: float | None =
     return groups
 
 
-def build_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
+def use_fused(groups: list[dict], allowed: bool = True) -> bool:
+    """The fused (one-kernel) AdamW where every parameter is on CUDA; the per-tensor loop otherwise."""
+    devices = {p.device.type for g in groups for p in g["params"]}
+    return allowed and devices == {"cuda"}
+
+
+def build_optimizer(model: torch.nn.Module, cfg: OptimConfig, fused: bool = True) -> torch.optim.AdamW:
     groups = param_groups(model, cfg.weight_decay, lr=cfg.lr, lr_multipliers=cfg.lr_multipliers)
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay,
+                             fused=use_fused(groups, fused) or None)
 
 
 def warmup_steps_for(total_steps: int, warmup_ratio: float) -> int:

@@ -1,7 +1,7 @@
 """Process groups and FSDP2 sharding. All parallelism lives here; the model files know nothing of it.
 
-Layout: `fully_shard` on every InternViT block and every LLM decoder layer, then
-on the root (embeddings, projector, norms, lm_head). Parameters are kept in fp32
+Layout: `fully_shard` on every InternViT block and every LLM decoder layer, on the LLM
+embedding, [final norm, lm_head], the projector and the ViT embeddings, then on the root. Parameters are kept in fp32
 as the optimizer's master copy; with bf16 a MixedPrecisionPolicy gathers them
 in bf16 for compute and reduce-scatters gradients in fp32.
 
@@ -86,17 +86,44 @@ def sharded_blocks(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if type(m).__name__ in names]
 
 
-def enable_activation_checkpointing(model: nn.Module) -> None:
-    vision = model.vision_model
-    vision_base = vision.get_base_model() if hasattr(vision, "get_base_model") else vision
+def _base(module: nn.Module) -> nn.Module:
+    return module.get_base_model() if hasattr(module, "get_base_model") else module
+
+
+def enable_activation_checkpointing(model: nn.Module, every: int = 1) -> None:
+    """Recompute the activations of every `every`-th ViT block and LLM decoder layer in backward
+    (1: all, the original's setting; 2: every other one: more activation memory, less recompute)."""
+    vision_base = _base(model.vision_model)
     vision_base.encoder.gradient_checkpointing = True
-    llm = model.language_model
-    llm = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
+    vision_base.encoder.checkpoint_every = every
+    llm = _base(model.language_model)
     llm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    if every > 1:
+        for i, layer in enumerate(llm.get_decoder().layers):
+            layer.gradient_checkpointing = i % every == 0
 
 
-def shard_model(model: nn.Module, cfg: ParallelConfig, info: DistInfo) -> nn.Module:
-    """Apply FSDP2 in place (blocks first, then the root) and return the model."""
+def extra_groups(model: nn.Module) -> list[tuple[list[nn.Module], bool]]:
+    """(modules, reshard_after_forward) sharded as their own FSDP groups, torchtitan-style, so the
+    root holds almost nothing: the LLM embedding, [final norm, lm_head] (used last in forward and
+    first in backward: kept gathered), the projector and the ViT embeddings. A tied lm_head stays
+    in one group with its embedding (one parameter cannot live in two groups)."""
+    llm = _base(model.language_model)
+    embed, head = llm.get_input_embeddings(), llm.get_output_embeddings()
+    norm = getattr(llm.get_decoder(), "norm", None)
+    tail = [m for m in (norm, head) if m is not None]
+    tied = head is not None and head.weight is embed.weight
+    groups = [([embed, *tail], False)] if tied else [([embed], True), (tail, False)]
+    groups.append(([model.mlp1], True))
+    groups.append(([_base(model.vision_model).embeddings], True))
+    return groups
+
+
+def shard_model(model: nn.Module, cfg: ParallelConfig, info: DistInfo, extra: bool | None = None) -> nn.Module:
+    """Apply FSDP2 in place (blocks, the `extra_groups`, then the root) and return the model.
+
+    `extra` (default: with 2+ processes) shards the embeddings/head/projector groups separately; one
+    process has nothing to overlap, and on a CPU the extra groups' hooks cost a few % of a tiny step."""
     if cfg.cpu_offload and info.device.type != "cuda":
         raise ValueError("parallel.cpu_offload needs a GPU (on CPU the parameters already live in host memory)")
     mesh = init_device_mesh(info.device.type, (info.world_size,))
@@ -112,7 +139,10 @@ def shard_model(model: nn.Module, cfg: ParallelConfig, info: DistInfo) -> nn.Mod
             block.compile()
         fully_shard(block, mesh=mesh, mp_policy=mp, offload_policy=offload,
                     reshard_after_forward=cfg.reshard_after_forward)
-    # The root holds the embeddings and lm_head, used right at the end of forward: keep them gathered.
+    for modules, reshard in (extra_groups(model) if (info.world_size > 1 if extra is None else extra) else []):
+        fully_shard(modules if len(modules) > 1 else modules[0], mesh=mesh, mp_policy=mp, offload_policy=offload,
+                    reshard_after_forward=reshard and cfg.reshard_after_forward)
+    # The root keeps what is left (ViT/LLM odds and ends: a few KB), gathered through the step.
     fully_shard(model, mesh=mesh, mp_policy=mp, offload_policy=offload, reshard_after_forward=False)
     return model
 
