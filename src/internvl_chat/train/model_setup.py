@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from ..constants import IMG_CONTEXT_TOKEN
 from ..model import InternVLChatConfig, InternVLChatModel, compose_from_parts
 from ..model.modeling import resolve_attn_implementation
 from .config import TrainConfig
@@ -97,7 +96,7 @@ def build_sharded_model(cfg: TrainConfig, info: DistInfo):
     model.float()  # fp32 master weights whatever the checkpoint's dtype; bf16 is FSDP's compute copy
     apply_tuning(model, cfg.tune)
     cast_frozen(model, param_dtype(cfg.parallel, info.device))  # ...but only for what trains
-    model.img_context_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)
+    model.bind_tokenizer(tokenizer)
     if cfg.parallel.activation_checkpointing:
         enable_activation_checkpointing(model, cfg.parallel.activation_checkpointing_every)
     shard_model(model, cfg.parallel, info)
