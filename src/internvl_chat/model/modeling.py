@@ -20,6 +20,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from ..constants import IGNORE_INDEX, IMAGE_PLACEHOLDER, IMG_CONTEXT_TOKEN, IMG_END_TOKEN, IMG_START_TOKEN
 from ..conversation import encode_prompt, get_conv_template, left_pad, render_prompt
 from .configuration import InternVLChatConfig
+from .strict_load import StrictLoading, load_dtype, map_device
 from .vision import InternVisionModel
 
 LLM_LORA_TARGETS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
@@ -80,7 +81,7 @@ def resolve_attn_implementation(requested: str | None, dtype: torch.dtype | None
     return requested
 
 
-class InternVLChatModel(PreTrainedModel):
+class InternVLChatModel(StrictLoading, PreTrainedModel):
     config_class = InternVLChatConfig
     base_model_prefix = ""
     main_input_name = "pixel_values"
@@ -116,6 +117,12 @@ class InternVLChatModel(PreTrainedModel):
             self.wrap_backbone_lora(r=config.use_backbone_lora, lora_alpha=2 * config.use_backbone_lora)
         if config.use_llm_lora:
             self.wrap_llm_lora(r=config.use_llm_lora, lora_alpha=2 * config.use_llm_lora)
+
+    @classmethod
+    def loading_kwargs(cls, path: str, dtype, device_map, attn_implementation: str | None) -> dict:
+        """The LLM's attention for from_pretrained: the requested one, else the best for the load's dtype/device."""
+        return {"attn_implementation": resolve_attn_implementation(attn_implementation, load_dtype(path, dtype),
+                                                                   map_device(device_map))}
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
