@@ -207,17 +207,9 @@ class InferenceEngine:
 
     @classmethod
     def from_model_dir(cls, path, dtype: torch.dtype | None = None, device: str | None = None, **kwargs):
-        from ..model import InternVLChatModel
-        from ..model.device_map import resolve_device_map
-        from ..model.loading import read_config
-        from ..model.tokenizer import load_tokenizer
+        from ..model.loading import load_model_and_tokenizer
 
-        path = Path(path)
-        # Placed at load time (never a full copy on the host first), split over GPUs for auto / cuda.
-        device_map = resolve_device_map(device, read_config(path).llm_config.num_hidden_layers)
-        model = InternVLChatModel.from_pretrained(path, dtype=dtype, device_map=device_map)
-        tokenizer = load_tokenizer(path)
-        return cls(model, tokenizer, **kwargs)
+        return cls(*load_model_and_tokenizer(Path(path), dtype, device), **kwargs)
 
     @property
     def device(self) -> torch.device:

@@ -16,7 +16,17 @@ from .strict_load import CheckpointMismatchError
 from .tokenizer import add_internvl_tokens, load_tokenizer
 from .vision import InternVisionModel
 
-__all__ = ["CheckpointMismatchError", "compose_from_parts", "load_mlp_projector", "read_config"]
+
+def load_model_and_tokenizer(path, dtype: torch.dtype | None = None, device: str | None = None):
+    """(model, tokenizer) of a checkpoint folder, strictly loaded, for chat, serve, web, eval and the demo.
+
+    `device` is a `--device` value (None / cpu, cuda, cuda:N, auto): the model is placed at load time
+    (never a full copy on the host first), split over the GPUs for auto / cuda (model/device_map.py)."""
+    from .device_map import resolve_device_map
+
+    device_map = resolve_device_map(device, read_config(path).llm_config.num_hidden_layers)
+    model = InternVLChatModel.from_pretrained(path, dtype=dtype, device_map=device_map)
+    return model, load_tokenizer(path)
 
 
 def load_mlp_projector(path) -> dict[str, torch.Tensor]:
@@ -95,5 +105,5 @@ def read_config(path) -> InternVLChatConfig:
         return InternVLChatConfig(**json.load(f))
 
 
-__all__ = ["load_pretrained", "compose_from_parts", "load_mlp_projector", "read_config", "CheckpointMismatchError",
-           "InternVisionConfig"]
+__all__ = ["load_model_and_tokenizer", "compose_from_parts", "load_mlp_projector", "read_config",
+           "CheckpointMismatchError", "InternVisionConfig"]
