@@ -23,7 +23,7 @@ import torch
 from internvl_chat.data import Collator, MixSampler, SupervisedDataset
 from internvl_chat.data.preprocess import tokenize_conversation
 from internvl_chat.data.synth import generate
-from internvl_chat.machine import machine_info
+from machine import machine_info
 
 
 def measure(ds, tok, workers: int, batch_size: int, epochs: int) -> float:

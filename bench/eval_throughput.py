@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from internvl_chat.data.synth import generate as synth_generate
-from internvl_chat.machine import machine_info
+from machine import machine_info
 from internvl_chat.eval.runner import ModelGenerator, RunConfig, evaluate
 from internvl_chat.model.presets import build_tiny_model
 
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     model = model.to(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "synth"
-        synth_generate(data, n_train=0, n_test=args.per_task, image_size=int(model.config.force_image_size))
+        synth_generate(data, n_train=0, n_test=args.per_task, image_size=model.image_size)
         measure(model, tok, data, 16, 1)  # warm-up (allocator, kernels)
         print(f"{'batch':>5} {'samples':>8} {'samples/s':>10}")
         for bs in (int(b) for b in args.batch_sizes.split(",")):

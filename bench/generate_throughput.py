@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from internvl_chat.infer.engine import ChatTurn, InferenceEngine, SamplingParams
-from internvl_chat.machine import describe
+from machine import describe
 from internvl_chat.model.presets import build_tiny_model
 
 QUESTIONS = ["what color is the image", "describe the picture", "how many objects are there",

@@ -35,6 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))  # bench/machine.py, also when loaded by path (tests)
 
 # Head dim 16 (64 / 4 heads): flash-attention kernels want a multiple of 8; the preset's 48 / 4 = 12 is not.
 TINY = ["model.preset_args={image_size: 56, llm_hidden: 64}"]
@@ -80,7 +81,7 @@ def step_environment(ctx) -> dict:
     if torch.cuda.is_available():
         out.update(gpu=torch.cuda.get_device_name(0), gpus=torch.cuda.device_count(),
                    gpu_memory_gib=round(torch.cuda.get_device_properties(0).total_memory / 2 ** 30, 1))
-    from internvl_chat.machine import describe
+    from machine import describe
 
     out["machine"] = describe()
     return out

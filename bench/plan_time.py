@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from internvl_chat.machine import describe  # noqa: E402
+from machine import describe  # noqa: E402
 from internvl_chat.train import load_config  # noqa: E402
 from internvl_chat.train.plan import GIB, Target, plan  # noqa: E402
 from internvl_chat.train.plan_report import GPUS  # noqa: E402

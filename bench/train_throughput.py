@@ -28,7 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from internvl_chat.machine import describe  # noqa: E402
+from machine import describe  # noqa: E402
 from internvl_chat.model.presets import V1_2_LLM, V1_2_VISION  # noqa: E402
 from internvl_chat.train import load_config, train  # noqa: E402
 from internvl_chat.train.flops import peak_flops_per_device  # noqa: E402

@@ -9,10 +9,13 @@ stage's training config (e.g. `stage1.max_steps=2`).
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from ..overrides import OverrideTypeError, coerce
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "demo" / "demo.yaml"
 
@@ -76,6 +79,10 @@ SECTIONS = ("data", "llm", "stage0", "stage1", "stage2", "eval")
 STAGES = ("stage0", "stage1", "stage2")
 
 
+def _field_type(cls, key: str):
+    return typing.get_type_hints(cls)[key]
+
+
 def _set(cfg: DemoConfig, section: str, key: str, value, where: str, raw: str | None = None) -> None:
     if section in STAGES and key not in ("config", "overrides"):
         # Anything else is a training-stack key: keep it as a `key=value` override for that stage.
@@ -87,21 +94,10 @@ def _set(cfg: DemoConfig, section: str, key: str, value, where: str, raw: str | 
     if key not in names:
         raise DemoConfigError(f"{where}: unknown key {section}.{key}; valid keys: {', '.join(names)}")
     default = getattr(sec, key)
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif isinstance(default, list):
-        ok = isinstance(value, list)
-    elif isinstance(default, dict):
-        ok = isinstance(value, dict)
-    else:
-        ok = isinstance(value, str)
-    if not ok:
-        raise DemoConfigError(f"{where}: {section}.{key} must be a {type(default).__name__}, got {value!r}")
+    try:  # strict: the YAML value must already have the field's type
+        value = coerce(value, _field_type(type(sec), key), strict=True)
+    except OverrideTypeError:
+        raise DemoConfigError(f"{where}: {section}.{key} must be a {type(default).__name__}, got {value!r}") from None
     setattr(sec, key, value)
 
 

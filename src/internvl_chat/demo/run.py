@@ -160,8 +160,7 @@ def sample_chat(cfg: DemoConfig, model_dir: Path, paths: DemoPaths) -> dict:
     """Ask the trained model a few questions about one held-out image, as `internvl-chat chat` would."""
     import torch
     from ..image import image_to_tensor, load_image
-    from ..model import InternVLChatModel
-    from ..model.tokenizer import load_tokenizer
+    from ..model.loading import load_model_and_tokenizer
 
     records = {}
     for line in (paths.data / "test.jsonl").read_text(encoding="utf-8").splitlines():
@@ -170,9 +169,8 @@ def sample_chat(cfg: DemoConfig, model_dir: Path, paths: DemoPaths) -> dict:
     if cfg.eval.chat_image not in records:
         raise KeyError(f"eval.chat_image {cfg.eval.chat_image!r} is not a sample id of {paths.data / 'test.jsonl'}")
     image_path = paths.data / records[cfg.eval.chat_image]["image"]
-    model = InternVLChatModel.from_pretrained(model_dir, dtype=torch.float32).eval()
-    tokenizer = load_tokenizer(model_dir)
-    pixel_values = image_to_tensor(load_image(image_path), size=model.config.force_image_size).unsqueeze(0)
+    model, tokenizer = load_model_and_tokenizer(model_dir, torch.float32)
+    pixel_values = image_to_tensor(load_image(image_path), size=model.image_size).unsqueeze(0)
     turns = []
     for q in cfg.eval.chat_questions:
         answer = model.chat(tokenizer, pixel_values, q, dict(max_new_tokens=48, do_sample=False))

@@ -33,16 +33,9 @@ class LazyModelGenerator:
 
     def __call__(self, images, prompts, generation_config):
         if self._inner is None:
-            from ..model import InternVLChatModel
-            from ..model.device_map import resolve_device_map
-            from ..model.loading import read_config
-            from ..model.tokenizer import load_tokenizer
+            from ..model.loading import load_model_and_tokenizer
 
-            layers = read_config(self.model_dir).llm_config.num_hidden_layers
-            device_map = resolve_device_map(self.device, layers)  # auto / cuda: split over the GPUs
-            model = InternVLChatModel.from_pretrained(self.model_dir, dtype=self.dtype, device_map=device_map).eval()
-            tokenizer = load_tokenizer(self.model_dir)
-            self._inner = ModelGenerator(model, tokenizer)
+            self._inner = ModelGenerator(*load_model_and_tokenizer(self.model_dir, self.dtype, self.device))
         return self._inner(images, prompts, generation_config)
 
 

@@ -51,14 +51,12 @@ class ModelGenerator:
 
     def __init__(self, model, tokenizer):
         self.model, self.tokenizer = model, tokenizer
-        self.image_size = int(model.config.force_image_size)
+        self.image_size = model.image_size
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
 
     @torch.no_grad()
     def __call__(self, images: list[Image.Image], prompts: list[str], generation_config: dict) -> list[str]:
-        from ..constants import IMG_CONTEXT_TOKEN
-
         tok = self.tokenizer
         pixel_values = torch.stack([image_to_tensor(img, size=self.image_size) for img in images])
         pixel_values = pixel_values.to(self.device, self.dtype)
@@ -68,7 +66,7 @@ class ModelGenerator:
             cfg["eos_token_id"] = stop
         if tok.pad_token_id is not None:
             cfg.setdefault("pad_token_id", tok.pad_token_id)
-        self.model.img_context_token_id = tok.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)
+        self.model.bind_tokenizer(tok)
         queries = [self.model.build_prompt(q, None, [1]) for q in prompts]
         # the one tokenization path (conversation.encode_prompt), left-padded as the original's batch_chat
         ids, mask = left_pad([encode_prompt(tok, q) for q in queries], tok)

@@ -193,10 +193,9 @@ class InferenceEngine:
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
         self.template_name = model.template
-        self.image_size = int(model.config.force_image_size or model.config.vision_config.image_size)
+        self.image_size = model.image_size
         self.pad2square = bool(getattr(model.config, "pad2square", False))
-        self.img_context_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)
-        model.img_context_token_id = self.img_context_token_id
+        self.img_context_token_id = model.bind_tokenizer(tokenizer)
         self.stop_ids = set(get_conv_template(self.template_name).stop_token_ids_for(tokenizer))
         if tokenizer.eos_token_id is not None:
             self.stop_ids.add(tokenizer.eos_token_id)
@@ -208,17 +207,9 @@ class InferenceEngine:
 
     @classmethod
     def from_model_dir(cls, path, dtype: torch.dtype | None = None, device: str | None = None, **kwargs):
-        from ..model import InternVLChatModel
-        from ..model.device_map import resolve_device_map
-        from ..model.loading import read_config
-        from ..model.tokenizer import load_tokenizer
+        from ..model.loading import load_model_and_tokenizer
 
-        path = Path(path)
-        # Placed at load time (never a full copy on the host first), split over GPUs for auto / cuda.
-        device_map = resolve_device_map(device, read_config(path).llm_config.num_hidden_layers)
-        model = InternVLChatModel.from_pretrained(path, dtype=dtype, device_map=device_map)
-        tokenizer = load_tokenizer(path)
-        return cls(model, tokenizer, **kwargs)
+        return cls(*load_model_and_tokenizer(Path(path), dtype, device), **kwargs)
 
     @property
     def device(self) -> torch.device:
@@ -256,10 +247,14 @@ class InferenceEngine:
 
     def prepare(self, turns: Sequence[ChatTurn], params: SamplingParams | None = None,
                 system_message: str | None = None, **kwargs) -> GenerationRequest:
-        images = [img for t in turns for img in t.images]
-        pixel_values = torch.stack([self.image_tensor(im) for im in images]) if images else None
         ids = self.encode(self.build_prompt(turns, system_message))
-        return GenerationRequest(input_ids=ids, pixel_values=pixel_values, params=params or SamplingParams(), **kwargs)
+        return GenerationRequest(input_ids=ids, pixel_values=self.pixel_values(turns), params=params or SamplingParams(),
+                                 **kwargs)
+
+    def pixel_values(self, turns: Sequence[ChatTurn]) -> torch.Tensor | None:
+        """(n_images, 3, H, W): every image of the turns, in order, preprocessed for the model; None if none."""
+        images = [img for t in turns for img in t.images]
+        return torch.stack([self.image_tensor(im) for im in images]) if images else None
 
     # -- vision ----------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -312,10 +307,7 @@ class InferenceEngine:
             ids[i, width - len(r.input_ids):] = torch.tensor(r.input_ids)
             mask[i, width - len(r.input_ids):] = 1
         ids, mask = ids.to(device), mask.to(device)
-        embeds = lm.get_input_embeddings()(ids)
-        feats = self._image_features(requests)
-        if feats is not None:
-            embeds = self.model._merge_image_features(ids, embeds, feats)
+        embeds, _ = self.model.embed_inputs(ids, visual_features=self._image_features(requests))
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         rows = []
         for r in requests:

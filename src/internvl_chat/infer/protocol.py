@@ -125,20 +125,8 @@ def _content_parts(content: Any, param: str, load_image: Callable[[str, str], An
     return "\n".join(texts), images
 
 
-def parse_chat_request(payload: dict, load_image: Callable[[str, str], Any], max_images: int,
-                       max_output_tokens: int, default_max_tokens: int,
-                       default_temperature: float = 0.0) -> ChatRequest:
-    """Check a /v1/chat/completions payload; images are loaded through `load_image(url, param)`."""
-    model = payload.get("model")
-    if not isinstance(model, str) or not model:
-        raise _bad("'model' is required and must be a string", "model", "missing_required_parameter")
-    messages = payload.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise _bad("'messages' must be a non-empty list", "messages", "missing_required_parameter")
-    n = _number(payload, "n", 1, 1, 1, integer=True)
-    del n  # only one choice per request
-    _refuse_unsupported(payload)
-
+def _parse_messages(messages: list, load_image, max_images: int) -> tuple[list[ChatTurn], list[str]]:
+    """The conversation turns and the system/developer texts of `messages`, checked."""
     system_parts: list[str] = []
     turns: list[ChatTurn] = []
     image_count = 0
@@ -170,7 +158,11 @@ def parse_chat_request(payload: dict, load_image: Callable[[str, str], Any], max
             turns.append(ChatTurn(role, text, images))
     if not turns or turns[-1].role != "user":
         raise _bad("the last message must be a user message", f"messages[{len(messages) - 1}].role")
+    return turns, system_parts
 
+
+def _max_tokens(payload: dict, default_max_tokens: int, max_output_tokens: int) -> tuple[int, bool]:
+    """(max_tokens, whether the client gave it): max_completion_tokens / max_tokens, checked."""
     max_tokens = payload.get("max_completion_tokens", payload.get("max_tokens"))
     max_tokens_given = max_tokens is not None
     if max_tokens is None:
@@ -180,6 +172,10 @@ def parse_chat_request(payload: dict, load_image: Callable[[str, str], Any], max
     elif max_tokens > max_output_tokens:
         raise _bad(f"'max_tokens' is {max_tokens}, more than this server's limit of {max_output_tokens} output tokens",
                    "max_tokens", "max_tokens_exceeded")
+    return max_tokens, max_tokens_given
+
+
+def _stop_strings(payload: dict) -> list[str]:
     stop = payload.get("stop")
     if stop is None:
         stop = []
@@ -188,6 +184,26 @@ def parse_chat_request(payload: dict, load_image: Callable[[str, str], Any], max
     if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop) or len(stop) > MAX_STOP_STRINGS:
         raise _bad(f"'stop' must be a non-empty string or a list of at most {MAX_STOP_STRINGS} non-empty strings",
                    "stop")
+    return stop
+
+
+def parse_chat_request(payload: dict, load_image: Callable[[str, str], Any], max_images: int,
+                       max_output_tokens: int, default_max_tokens: int,
+                       default_temperature: float = 0.0) -> ChatRequest:
+    """Check a /v1/chat/completions payload; images are loaded through `load_image(url, param)`."""
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        raise _bad("'model' is required and must be a string", "model", "missing_required_parameter")
+    messages = payload.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _bad("'messages' must be a non-empty list", "messages", "missing_required_parameter")
+    n = _number(payload, "n", 1, 1, 1, integer=True)
+    del n  # only one choice per request
+    _refuse_unsupported(payload)
+
+    turns, system_parts = _parse_messages(messages, load_image, max_images)
+    max_tokens, max_tokens_given = _max_tokens(payload, default_max_tokens, max_output_tokens)
+    stop = _stop_strings(payload)
     params = SamplingParams(
         max_new_tokens=max_tokens,
         temperature=float(_number(payload, "temperature", default_temperature, 0.0, 2.0)),

@@ -16,7 +16,6 @@ import threading
 import time
 from pathlib import Path
 
-import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -92,11 +91,8 @@ class ChatService:
             raise APIError(400, f"the prompt ({len(input_ids)} tokens) plus max_tokens ({chat.params.max_new_tokens}) "
                                 f"exceeds the model's context of {self.engine.max_context} tokens", param="max_tokens",
                            code="context_length_exceeded")
-        images = [img for t in chat.turns for img in t.images]
-        pixel_values = None
-        if images:
-            pixel_values = torch.stack([self.engine.image_tensor(im) for im in images])
-        return chat, GenerationRequest(input_ids=input_ids, pixel_values=pixel_values, params=chat.params)
+        return chat, GenerationRequest(input_ids=input_ids, pixel_values=self.engine.pixel_values(chat.turns),
+                                       params=chat.params)
 
     def submit(self, request: GenerationRequest) -> asyncio.Future:
         try:

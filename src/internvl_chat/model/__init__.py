@@ -3,7 +3,7 @@
 from .configuration import InternVisionConfig, InternVLChatConfig
 from .modeling import InternVLChatModel, causal_lm_loss, pixel_shuffle
 from .vision import InternVisionModel
-from .loading import CheckpointMismatchError, compose_from_parts, load_mlp_projector  # noqa: E402  (patches from_pretrained)
+from .loading import CheckpointMismatchError, compose_from_parts, load_mlp_projector
 
 __all__ = [
     "InternVisionConfig", "InternVLChatConfig", "InternVisionModel", "InternVLChatModel",

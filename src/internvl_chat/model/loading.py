@@ -1,118 +1,32 @@
-"""Loading released checkpoints strictly, and composing a fresh chat model from the three released parts.
+"""Composing a fresh chat model from the three released parts, and reading released files.
 
-`load_pretrained` reads the released layout (config.json + model.safetensors or
-sharded safetensors with an index; bf16/fp16/fp32) through transformers'
-loader, which never executes remote code, and then insists that every key of the
-checkpoint matched a parameter of ours and vice versa: a silently half-loaded
-40B model is the worst failure there is.
+Strict loading of a checkpoint folder is `from_pretrained` on the model classes (strict_load.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import torch
 
-from ..constants import IMG_CONTEXT_TOKEN
 from .configuration import InternVisionConfig, InternVLChatConfig
 from .modeling import InternVLChatModel
+from .strict_load import CheckpointMismatchError
 from .tokenizer import add_internvl_tokens, load_tokenizer
 from .vision import InternVisionModel
 
 
-class CheckpointMismatchError(RuntimeError):
-    pass
+def load_model_and_tokenizer(path, dtype: torch.dtype | None = None, device: str | None = None):
+    """(model, tokenizer) of a checkpoint folder, strictly loaded, for chat, serve, web, eval and the demo.
 
+    `device` is a `--device` value (None / cpu, cuda, cuda:N, auto): the model is placed at load time
+    (never a full copy on the host first), split over the GPUs for auto / cuda (model/device_map.py)."""
+    from .device_map import resolve_device_map
 
-def _check_loading_info(path, info: dict, allowed_missing=()) -> None:
-    missing = [k for k in info.get("missing_keys", []) if k not in allowed_missing]
-    unexpected = list(info.get("unexpected_keys", []))
-    mismatched = list(info.get("mismatched_keys", []))
-    if missing or unexpected or mismatched:
-        def show(keys):
-            keys = sorted(map(str, keys))
-            return ", ".join(keys[:8]) + (f" ... (+{len(keys) - 8} more)" if len(keys) > 8 else "")
-        parts = []
-        if missing:
-            parts.append(f"missing from the checkpoint: {show(missing)}")
-        if unexpected:
-            parts.append(f"not used by the model: {show(unexpected)}")
-        if mismatched:
-            parts.append(f"shape mismatch: {show(mismatched)}")
-        raise CheckpointMismatchError(f"checkpoint {path} does not match the model; " + "; ".join(parts))
-
-
-def _tied_keys(model) -> set[str]:
-    return set(getattr(model, "all_tied_weights_keys", {}) or {})
-
-
-def load_pretrained(cls, path, *, torch_dtype=None, dtype=None, device_map=None, strict: bool = True,
-                    attn_implementation: str | None = None, **kwargs):
-    path = str(path)
-    if not Path(path, "config.json").is_file():
-        raise FileNotFoundError(f"{path} is not a checkpoint folder (no config.json)")
-    dtype = dtype if dtype is not None else torch_dtype
-    if dtype is not None:
-        kwargs["dtype"] = dtype
-    if device_map is not None:
-        kwargs["device_map"] = device_map
-    if cls is InternVLChatModel:
-        from .modeling import resolve_attn_implementation
-
-        where = _map_device(device_map)
-        kwargs.setdefault("attn_implementation",
-                          resolve_attn_implementation(attn_implementation, _load_dtype(path, dtype), where))
-    kwargs.pop("trust_remote_code", None)  # never needed: the code is this package
-    model, info = super(cls, cls).from_pretrained.__func__(cls, path, output_loading_info=True, **kwargs)
-    if strict:
-        _check_loading_info(path, info, allowed_missing=_tied_keys(model))
-    model.eval()
-    return model
-
-
-def _map_device(device_map):
-    """Where a device map puts the LLM: the first device it names (None: the CPU)."""
-    if device_map is None:
-        return None
-    if isinstance(device_map, dict):
-        devices = [d for d in device_map.values() if d not in ("cpu", "disk")]
-        first = devices[0] if devices else "cpu"
-    else:
-        first = device_map
-    if isinstance(first, int):
-        return torch.device("cuda", first)
-    if first in ("auto", "balanced", "sequential", "balanced_low_0"):
-        return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-    return torch.device(first)
-
-
-def _load_dtype(path: str, dtype):
-    """The dtype the weights will have after loading: the requested one, else the checkpoint's own."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if isinstance(dtype, str) and dtype != "auto":
-        return getattr(torch, dtype)
-    with open(os.path.join(path, "config.json")) as f:
-        cfg = json.load(f)
-    saved = cfg.get("dtype") or cfg.get("torch_dtype") or (cfg.get("llm_config") or {}).get("dtype") \
-        or (cfg.get("llm_config") or {}).get("torch_dtype")
-    return getattr(torch, saved) if isinstance(saved, str) else torch.float32
-
-
-def _patch_from_pretrained(cls) -> None:
-    def from_pretrained(klass, path, *args, **kwargs):
-        """Load a checkpoint folder of the released layout; raises if any weight is missing or unused."""
-        if args:
-            raise TypeError("from_pretrained takes the folder and keyword arguments only")
-        return load_pretrained(klass, path, **kwargs)
-
-    cls.from_pretrained = classmethod(from_pretrained)
-
-
-_patch_from_pretrained(InternVLChatModel)
-_patch_from_pretrained(InternVisionModel)
+    device_map = resolve_device_map(device, read_config(path).llm_config.num_hidden_layers)
+    model = InternVLChatModel.from_pretrained(path, dtype=dtype, device_map=device_map)
+    return model, load_tokenizer(path)
 
 
 def load_mlp_projector(path) -> dict[str, torch.Tensor]:
@@ -182,7 +96,7 @@ def compose_from_parts(vision_path, llm_path, mlp_path=None, *, template: str = 
     model.mlp1.to(dtype)
     if mlp_path is not None:
         model.mlp1.load_state_dict({k: v.to(dtype) for k, v in load_mlp_projector(mlp_path).items()})
-    model.img_context_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)
+    model.bind_tokenizer(tokenizer)
     return model, tokenizer
 
 
@@ -191,5 +105,5 @@ def read_config(path) -> InternVLChatConfig:
         return InternVLChatConfig(**json.load(f))
 
 
-__all__ = ["load_pretrained", "compose_from_parts", "load_mlp_projector", "read_config", "CheckpointMismatchError",
-           "InternVisionConfig"]
+__all__ = ["load_model_and_tokenizer", "compose_from_parts", "load_mlp_projector", "read_config",
+           "CheckpointMismatchError", "InternVisionConfig"]

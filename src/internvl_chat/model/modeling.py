@@ -20,6 +20,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from ..constants import IGNORE_INDEX, IMAGE_PLACEHOLDER, IMG_CONTEXT_TOKEN, IMG_END_TOKEN, IMG_START_TOKEN
 from ..conversation import encode_prompt, get_conv_template, left_pad, render_prompt
 from .configuration import InternVLChatConfig
+from .strict_load import StrictLoading, load_dtype, map_device
 from .vision import InternVisionModel
 
 LLM_LORA_TARGETS = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
@@ -80,7 +81,7 @@ def resolve_attn_implementation(requested: str | None, dtype: torch.dtype | None
     return requested
 
 
-class InternVLChatModel(PreTrainedModel):
+class InternVLChatModel(StrictLoading, PreTrainedModel):
     config_class = InternVLChatConfig
     base_model_prefix = ""
     main_input_name = "pixel_values"
@@ -117,6 +118,12 @@ class InternVLChatModel(PreTrainedModel):
         if config.use_llm_lora:
             self.wrap_llm_lora(r=config.use_llm_lora, lora_alpha=2 * config.use_llm_lora)
 
+    @classmethod
+    def loading_kwargs(cls, path: str, dtype, device_map, attn_implementation: str | None) -> dict:
+        """The LLM's attention for from_pretrained: the requested one, else the best for the load's dtype/device."""
+        return {"attn_implementation": resolve_attn_implementation(attn_implementation, load_dtype(path, dtype),
+                                                                   map_device(device_map))}
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, nn.Linear):
@@ -149,6 +156,19 @@ class InternVLChatModel(PreTrainedModel):
         # lm_head -> embed_tokens) so loading and tie_weights find the parameters where they now live.
         self.all_tied_weights_keys = self.get_expanded_tied_weights_keys(all_submodels=True)
 
+    # -- geometry and tokenizer binding --------------------------------------------------------
+    @property
+    def image_size(self) -> int:
+        """Side of the square images the model takes (the config's one home for it)."""
+        return self.config.image_size
+
+    def bind_tokenizer(self, tokenizer) -> int:
+        """Record the tokenizer's special-token ids the model needs (the `<IMG_CONTEXT>` id); returns it.
+
+        Call once after loading a model and its tokenizer; `chat`/`batch_chat` call it themselves."""
+        self.img_context_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)
+        return self.img_context_token_id
+
     # -- vision path ---------------------------------------------------------------------------
     def pixel_shuffle(self, x: torch.Tensor, scale_factor: float = 0.5) -> torch.Tensor:
         return pixel_shuffle(x, scale_factor, self.ps_version)
@@ -165,6 +185,26 @@ class InternVLChatModel(PreTrainedModel):
         vit = self.pixel_shuffle(vit, scale_factor=self.downsample_ratio)
         vit = vit.reshape(vit.shape[0], -1, vit.shape[-1])
         return self.mlp1(vit)
+
+    def embed_inputs(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None,
+                     visual_features: torch.Tensor | None = None, image_flags: torch.Tensor | None = None,
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(embeddings, unused): the token embeddings of `input_ids` with image features written, in order,
+        into the `<IMG_CONTEXT>` positions. Features come from `pixel_values` or ready-made
+        `visual_features` (B_img, num_image_token, llm_hidden). `image_flags` == 0 marks stand-in images of
+        text-only samples: their features are left out and returned as `unused` (forward keeps them in
+        the graph so every rank runs the same ViT work). Shared by forward, generate and the engine."""
+        input_embeds = self.language_model.get_input_embeddings()(input_ids)
+        if pixel_values is None and visual_features is None:
+            return input_embeds, None
+        vit_embeds = visual_features if visual_features is not None else self.extract_feature(pixel_values)
+        unused = None
+        if image_flags is not None:
+            keep = image_flags.reshape(-1) == 1
+            if not bool(keep.all()):
+                unused = vit_embeds[~keep]
+            vit_embeds = vit_embeds[keep]
+        return self._merge_image_features(input_ids, input_embeds, vit_embeds), unused
 
     def _merge_image_features(self, input_ids: torch.Tensor, input_embeds: torch.Tensor,
                               vit_embeds: torch.Tensor) -> torch.Tensor:
@@ -202,16 +242,7 @@ class InternVLChatModel(PreTrainedModel):
     ):
         """The original forward; `loss_only=True` (training) applies lm_head only where a label is
         supervised and returns `logits=None` — the same loss, without a (tokens x vocab) logits tensor."""
-        input_embeds = self.language_model.get_input_embeddings()(input_ids)
-        unused = None
-        if pixel_values is not None:
-            vit_embeds = self.extract_feature(pixel_values)
-            if image_flags is not None:
-                keep = image_flags.reshape(-1) == 1
-                if not bool(keep.all()):
-                    unused = vit_embeds[~keep]
-                vit_embeds = vit_embeds[keep]
-            input_embeds = self._merge_image_features(input_ids, input_embeds, vit_embeds)
+        input_embeds, unused = self.embed_inputs(input_ids, pixel_values, image_flags=image_flags)
         if loss_only and labels is not None:
             loss = self._supervised_loss(input_embeds, attention_mask, position_ids, labels, num_items_in_batch,
                                          **kwargs)
@@ -255,11 +286,9 @@ class InternVLChatModel(PreTrainedModel):
     def generate(self, pixel_values=None, input_ids=None, attention_mask=None, visual_features=None,
                  generation_config: GenerationConfig | None = None, **generate_kwargs) -> torch.Tensor:
         """Greedy/sampled decoding from a prompt with image blocks; returns only the new token ids."""
-        input_embeds = self.language_model.get_input_embeddings()(input_ids)
-        if pixel_values is not None or visual_features is not None:
-            vit_embeds = visual_features if visual_features is not None else self.extract_feature(
-                pixel_values.to(self.vision_model.dtype))
-            input_embeds = self._merge_image_features(input_ids, input_embeds, vit_embeds)
+        if pixel_values is not None and visual_features is None:
+            pixel_values = pixel_values.to(self.vision_model.dtype)
+        input_embeds, _ = self.embed_inputs(input_ids, pixel_values, visual_features)
         return self.language_model.generate(inputs_embeds=input_embeds, attention_mask=attention_mask,
                                             generation_config=generation_config, use_cache=True, **generate_kwargs)
 
@@ -280,7 +309,7 @@ class InternVLChatModel(PreTrainedModel):
                              image_blocks=blocks, add_generation_prompt=True).text
 
     def _prepare_generation(self, tokenizer, generation_config: dict) -> tuple[dict, str]:
-        self.img_context_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)
+        self.bind_tokenizer(tokenizer)
         template = get_conv_template(self.template)
         stop_ids = template.stop_token_ids_for(tokenizer)
         cfg = dict(generation_config)

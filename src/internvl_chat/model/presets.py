@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 
-from ..constants import IMG_CONTEXT_TOKEN
 from .configuration import InternVLChatConfig
 
 V1_2_VISION = dict(
@@ -70,7 +69,7 @@ def build_tiny_model(tokenizer=None, seed: int = 0, dtype=torch.float32, **overr
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = InternVLChatModel(config)
-    model.img_context_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)
+    model.bind_tokenizer(tokenizer)
     return model.to(dtype).eval(), tokenizer
 
 

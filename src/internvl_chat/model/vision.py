@@ -19,6 +19,7 @@ from transformers.activations import ACT2FN
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from .configuration import InternVisionConfig
+from .strict_load import StrictLoading
 
 
 class InternRMSNorm(nn.Module):
@@ -211,7 +212,7 @@ class InternVisionPreTrainedModel(PreTrainedModel):
             module.ls2.fill_(self.config.initializer_factor)
 
 
-class InternVisionModel(InternVisionPreTrainedModel):
+class InternVisionModel(StrictLoading, InternVisionPreTrainedModel):
     def __init__(self, config: InternVisionConfig):
         super().__init__(config)
         self.embeddings = InternVisionEmbeddings(config)

@@ -12,7 +12,6 @@ valid keys, so a typo never silently trains with a default.
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import yaml
 
 from ..errors import UserError
+from ..overrides import OverrideTypeError, coerce, type_name
 
 
 class ConfigError(UserError, ValueError):
@@ -178,45 +178,14 @@ def _section_types() -> dict[str, type]:
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    """Convert a YAML-parsed value to a field's declared type, or raise naming `where`."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.lower() in ("null", "none", "~")):
-            return None
-        return _coerce(value, args[0], where)
-    if value is None:
-        raise ConfigError(f"{where}: null is not allowed here (expected {getattr(annotation, '__name__', annotation)})")
+    """Convert a YAML-parsed value to a field's declared type (lenient: command-line spellings), or raise
+    naming `where`."""
     try:
-        if annotation is bool:
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
-                return value.lower() in ("true", "yes", "1", "on")
-            if isinstance(value, int) and value in (0, 1):
-                return bool(value)
-            raise ValueError(value)
-        if annotation is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError(value)
-            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
-        if annotation is float:
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return float(value)
-        if annotation is str:
-            if isinstance(value, (dict, list)):
-                raise ValueError(value)
-            return str(value)
-        if annotation in (list, dict) or origin in (list, dict):
-            expected = origin or annotation
-            if not isinstance(value, expected):
-                raise ValueError(value)
-            return value
-    except (TypeError, ValueError):
-        name = getattr(annotation, "__name__", str(annotation))
-        raise ConfigError(f"{where}: cannot use {value!r} as {name}") from None
-    return value
+        return coerce(value, annotation, strict=False)
+    except OverrideTypeError as e:
+        if e.null:
+            raise ConfigError(f"{where}: null is not allowed here (expected {type_name(annotation)})") from None
+        raise ConfigError(f"{where}: cannot use {value!r} as {type_name(e.annotation)}") from None
 
 
 def _apply(cfg: TrainConfig, section: str, key: str, value: Any, where: str) -> None:

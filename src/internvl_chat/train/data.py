@@ -137,7 +137,7 @@ def synthetic_meta(cfg: TrainConfig, image_size: int, info: DistInfo) -> Path:
 
 
 def build_dataset(cfg: TrainConfig, tokenizer, model, info: DistInfo):
-    image_size = model.config.force_image_size or model.config.vision_config.image_size
+    image_size = model.config.image_size
     if cfg.data.source == "random":
         return RandomTokenDataset(cfg.data.synthetic_train, tokenizer, model.num_image_token, image_size,
                                   cfg.data.max_seq_length, cfg.data.random_sample_length, cfg.data.synthetic_seed,

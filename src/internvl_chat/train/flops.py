@@ -118,7 +118,7 @@ def flop_model(model) -> FlopModel:
     embed = llm.get_input_embeddings()
     head = llm.get_output_embeddings()
     head_dim = getattr(lcfg, "head_dim", None) or lcfg.hidden_size // lcfg.num_attention_heads
-    patches = (cfg.force_image_size or vcfg.image_size) // vcfg.patch_size
+    patches = cfg.image_size // vcfg.patch_size
     return FlopModel(
         vit=_cost(model.vision_model), mlp=_cost(model.mlp1), llm=_cost(llm, skip=(embed, head)),
         vit_layers=vcfg.num_hidden_layers, vit_width=vcfg.hidden_size, vit_tokens=patches * patches + 1,

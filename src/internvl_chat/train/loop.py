@@ -176,7 +176,7 @@ def _train(cfg: TrainConfig, info: DistInfo, dataset) -> TrainResult:
     accumulation = data.accumulation
     fm = flop_model(model)
     peak = peak_flops_per_device(info.device, cfg.logging.peak_flops) * info.world_size
-    image_size = model.config.force_image_size or model.config.vision_config.image_size
+    image_size = model.config.image_size
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     monitor = Monitor(out, total, state.step, info.is_main, cfg.logging.progress_bar, cfg.logging.tensorboard)
     monitor.message(

@@ -7,9 +7,8 @@ from .base import (
     ImageSource,
     Sample,
     ScoreContext,
-    benchmark_names,
-    get_benchmark,
 )
+from .registry import benchmark_names, get_benchmark
 
 __all__ = [
     "Benchmark", "BenchmarkDataError", "BenchmarkResult", "ImageSource", "Sample", "ScoreContext",

@@ -14,9 +14,9 @@ from pathlib import Path
 from .base import (
     LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths,
     hf_image, letter_options, list_options, mcq_prompt, parquet_shards, read_jsonl, read_parquet, read_tsv,
-    register, require, tsv_image, Layout, internvl_image, load_layout, tsv_index,
+    require, tsv_image, Layout, internvl_image, load_layout, tsv_index,
 )
-from .scoring import accuracy_result, mcq_letter, metric
+from .scoring import accuracy_result, bench_metric, flavour, mcq_letter
 
 
 def _options_in(question: str) -> dict[str, str]:
@@ -81,18 +81,18 @@ def prompt(s: Sample) -> str:
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
     check_lengths(samples, preds, "ai2d-test")
-    if ctx.flavour == "internvl":  # evaluate_exact_match_accuracy: strip + lower equality with the answer
-        hits = [float(metric("exact_match", "internvl_strip_lower", gt=s.answer, pred=p)) for s, p in zip(samples, preds)]
+    if flavour("ai2d", ctx, "exact_match"):  # InternVL's evaluate_exact_match_accuracy: strip + lower equality
+        hits = [float(bench_metric("ai2d", ctx, "exact_match", gt=s.answer, pred=p)) for s, p in zip(samples, preds)]
         return accuracy_result("ai2d-test", samples, preds, hits)
     if not all(s.choices for s in samples):
         raise ValueError("ai2d-test: the vlmevalkit flavour needs the options as fields (TSV or parquet layout)")
-    letters = [mcq_letter(s, p, ctx) for s, p in zip(samples, preds)]
+    letters = [mcq_letter(s, p, ctx, "ai2d") for s, p in zip(samples, preds)]
     hits = [float(x == s.answer) for s, x in zip(samples, letters)]
     return accuracy_result("ai2d-test", samples, preds, hits, [{"parsed": x} for x in letters])
 
 
-register(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="ai2d-test", title="AI2D", split="test", metric="accuracy", max_new_tokens=10, load=load, prompt=prompt,
     score=score, data_dir="ai2d",
     flavours={"internvl": "strip + lower exact match with the answer letter", "vlmevalkit": "can_infer (+judge)"},
-))
+)]

@@ -214,31 +214,6 @@ def default_oracle(s: Sample) -> str:
     return str(a)
 
 
-_REGISTRY: dict[str, Benchmark] = {}
-
-
-def register(benchmark: Benchmark) -> Benchmark:
-    if benchmark.name in _REGISTRY:
-        raise ValueError(f"benchmark {benchmark.name!r} is registered twice")
-    _REGISTRY[benchmark.name] = benchmark
-    return benchmark
-
-
-def get_benchmark(name: str) -> Benchmark:
-    from . import _load_all  # noqa: F401  (registers every benchmark module)
-
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown benchmark {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
-
-
-def benchmark_names() -> list[str]:
-    from . import _load_all  # noqa: F401
-
-    return list(_REGISTRY)
-
-
 # ---------------------------------------------------------------- readers
 
 

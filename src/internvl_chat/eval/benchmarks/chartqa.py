@@ -14,10 +14,10 @@ from pathlib import Path
 
 from .base import (
     Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, hf_image,
-    mean, parquet_shards, read_json, read_parquet, read_tsv, register, require, tsv_image, Layout, load_layout,
+    mean, parquet_shards, read_json, read_parquet, read_tsv, require, tsv_image, Layout, load_layout,
     tsv_index,
 )
-from .scoring import accuracy_result, metric, parse_answer_list
+from .scoring import accuracy_result, bench_metric, parse_answer_list
 from .textvqa import short_answer_prompt
 
 
@@ -76,8 +76,7 @@ def load(data_root: Path) -> list[Sample]:
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
     check_lengths(samples, preds, "chartqa-test")
-    flavour = "internvl_swapped" if ctx.flavour == "internvl" else "vlmevalkit_gt_relative"
-    hits = [max(float(metric("relaxed_accuracy", flavour, gt=gt, pred=p)) for gt in s.answer) for s, p in zip(samples, preds)]
+    hits = [max(float(bench_metric("chartqa", ctx, "relaxed_accuracy", gt=gt, pred=p)) for gt in s.answer) for s, p in zip(samples, preds)]
     result = accuracy_result("chartqa-test", samples, preds, hits)
     by_split = result.metrics.get("by_category", {})
     if {"human", "augmented"} <= set(by_split):
@@ -86,8 +85,8 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
     return result
 
 
-register(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="chartqa-test", title="ChartQA", split="test", metric="relaxed accuracy", max_new_tokens=100, load=load,
     prompt=short_answer_prompt, score=score, data_dir="chartqa",
     flavours={"internvl": "relaxed_correctness with swapped arguments", "vlmevalkit": "relative to the gold answer"},
-))
+)]

@@ -14,9 +14,9 @@ from pathlib import Path
 from .base import (
     check_json_submission,
     Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, hf_image,
-    parquet_shards, read_json, read_parquet, read_tsv, register, require, tsv_image, Layout, load_layout, tsv_index,
+    parquet_shards, read_json, read_parquet, read_tsv, require, tsv_image, Layout, load_layout, tsv_index,
 )
-from .scoring import accuracy_result, metric, parse_answer_list
+from .scoring import accuracy_result, bench_metric, parse_answer_list
 from .textvqa import short_answer_prompt
 
 _HF = {"val": "validation", "test": "test"}
@@ -57,7 +57,7 @@ def _loader(split: str):
 
 def score_val(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
     check_lengths(samples, preds, "docvqa-val")
-    hits = [float(metric("anls", "official_rrc", gts=list(s.answer), pred=p)) for s, p in zip(samples, preds)]
+    hits = [float(bench_metric("docvqa", ctx, "anls", gts=list(s.answer), pred=p)) for s, p in zip(samples, preds)]
     return accuracy_result("docvqa-val", samples, preds, hits, group_key=None)
 
 
@@ -79,13 +79,12 @@ def score_test(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Be
                            num_samples=len(samples), submission=str(path), notes=["upload to the RRC DocVQA server"])
 
 
-register(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="docvqa-val", title="DocVQA", split="val", metric="ANLS", max_new_tokens=100, load=_loader("val"),
     prompt=short_answer_prompt, score=score_val, data_dir="docvqa",
     flavours={"internvl": "official RRC ANLS (threshold 0.5)", "vlmevalkit": "same (identical per item)"},
-))
-register(Benchmark(
+), Benchmark(
     name="docvqa-test", title="DocVQA", split="test", metric="submission", max_new_tokens=100, load=_loader("test"),
     prompt=short_answer_prompt, score=score_test, data_dir="docvqa", has_answers=False,
     check_submission=lambda path, samples: check_json_submission(path, samples, "docvqa"),
-))
+)]

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from .base import (
     Benchmark, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, read_json,
-    read_jsonl, read_tsv, register, require, tsv_image,
+    read_jsonl, read_tsv, require, tsv_image,
     Layout, LoadResult, internvl_image, load_layout, tsv_index,
 )
-from .scoring import accuracy_result, metric
+from .scoring import accuracy_result, bench_metric
 from .textvqa import short_answer_prompt
 
 
@@ -60,14 +60,13 @@ def load(data_root: Path) -> list[Sample]:
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
     check_lengths(samples, preds, "gqa-testdev")
-    flavour = "llava_gqa_rstrip_period_lower" if ctx.flavour == "internvl" else "vlmevalkit_strip_lower"
-    hits = [float(metric("exact_match", flavour, gt=s.answer, pred=p)) for s, p in zip(samples, preds)]
+    hits = [float(bench_metric("gqa", ctx, "exact_match", gt=s.answer, pred=p)) for s, p in zip(samples, preds)]
     return accuracy_result("gqa-testdev", samples, preds, hits)
 
 
-register(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="gqa-testdev", title="GQA", split="testdev-balanced", metric="accuracy", max_new_tokens=10, load=load,
     prompt=short_answer_prompt, score=score, data_dir="gqa",
     flavours={"internvl": "LLaVA convert_gqa_for_eval (rstrip '.', lower) + exact match",
               "vlmevalkit": "strip + lower exact match"},
-))
+)]

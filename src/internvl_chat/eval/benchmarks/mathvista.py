@@ -19,9 +19,9 @@ from pathlib import Path
 
 from .base import (
     Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, check_lengths, file_image, hf_image,
-    is_missing, load_layout, parquet_shards, read_json, read_parquet, read_tsv, register, require, tsv_image, tsv_index,
+    is_missing, load_layout, parquet_shards, read_json, read_parquet, read_tsv, require, tsv_image, tsv_index,
 )
-from .scoring import accuracy_result, metric
+from .scoring import accuracy_result, bench_metric
 
 _ANSWER_LINE = re.compile(r"(Final answer:|Answer:)\s*(.*)", re.IGNORECASE)
 
@@ -126,14 +126,13 @@ def rule_extract(s: Sample, response: str) -> tuple[str, bool]:
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
     check_lengths(samples, preds, "mathvista-testmini")
-    flavour = "mathvista_official" if ctx.flavour == "internvl" else "vlmevalkit_post_check"
     hits, extra, judged = [], [], 0
     for s, p in zip(samples, preds):
         extraction, needs_more = rule_extract(s, p)
         if needs_more and ctx.judge is not None:
             extraction = ctx.judge.extract_math_answer(s.question, p)
             judged += 1
-        out = metric("mathvista_normalize", flavour, extraction=extraction, choices=s.meta["choices"],
+        out = bench_metric("mathvista", ctx, "mathvista_normalize", extraction=extraction, choices=s.meta["choices"],
                      question_type=s.meta["question_type"], answer_type=s.meta["answer_type"],
                      precision=s.meta["precision"], answer=s.answer)
         hits.append(float(bool(out["correct"])))
@@ -144,9 +143,9 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
     return result
 
 
-register(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="mathvista-testmini", title="MathVista", split="testmini", metric="accuracy", max_new_tokens=1000,
     load=load, prompt=prompt, score=score, data_dir="mathvista",
     flavours={"internvl": "MathVista official normalize_extracted_answer + safe_equal",
               "vlmevalkit": "VLMEvalKit post_check"},
-))
+)]

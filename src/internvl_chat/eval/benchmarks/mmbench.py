@@ -12,10 +12,10 @@ from pathlib import Path
 
 from .base import (
     MCQ_SUFFIX_CN, MCQ_SUFFIX_EN, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext,
-    Layout, check_lengths, hf_image, load_layout, mcq_prompt, mean, parquet_shards, read_parquet, read_tsv, register,
+    Layout, check_lengths, hf_image, load_layout, mcq_prompt, mean, parquet_shards, read_parquet, read_tsv,
     require, tsv_image, tsv_index,
 )
-from .scoring import mcq_letter, metric
+from .scoring import bench_metric, flavour, mcq_letter
 
 CIRCULAR_OFFSET = 1_000_000
 _FILES = {  # (language, split) -> VLMEvalKit TSV, InternVL V1.2 TSVs (evaluate_mmbench.py ds_collections), parquet
@@ -94,8 +94,8 @@ def _resolved_preds(samples, preds, ctx) -> list[str]:
     """What the circular scorer sees: InternVL's post-processed letters, or raw text (judge letters if asked)."""
     out = []
     for s, p in zip(samples, preds):
-        letter = mcq_letter(s, p, ctx)
-        if ctx.flavour == "internvl":
+        letter = mcq_letter(s, p, ctx, "mmbench")
+        if flavour("mmbench", ctx, "mcq_match") != "vlmevalkit_can_infer":
             out.append(letter if letter is not None else "")
         else:
             out.append(letter if letter is not None else p)
@@ -107,7 +107,7 @@ def _score_dev(name):
         check_lengths(samples, preds, name)
         resolved = _resolved_preds(samples, preds, ctx)
         rows = [{"index": int(s.id), "answer": s.answer, **s.choices} for s in samples]
-        hits = metric("mmbench_circular", "vlmevalkit_mcq_circular_eval_exact_matching", rows=rows, preds=resolved)
+        hits = bench_metric("mmbench", ctx, "mmbench_circular", rows=rows, preds=resolved)
         group_hits = {int(k): v for k, v in hits["group_hits"].items()}
         by_cat: dict[str, list[float]] = {}
         for s in samples:
@@ -170,14 +170,15 @@ def _score_test(name):
     return score
 
 
-for _lang, _title in (("en", "MMBench"), ("cn", "MMBench-CN")):
-    for _split in ("dev", "test"):
-        _name = f"mmbench-{_split}-{_lang}"
-        register(Benchmark(
-            name=_name, title=_title, split=_split, metric="circular accuracy" if _split == "dev" else "submission",
-            max_new_tokens=100, load=_loader(_lang, _split), prompt=_prompt(_lang),
-            score=_score_dev(_name) if _split == "dev" else _score_test(_name), data_dir="mmbench",
-            has_answers=_split == "dev", check_submission=None if _split == "dev" else check_xlsx,
-            flavours={"internvl": "internvl_post_process -> circular exact matching",
-                      "vlmevalkit": "can_infer (+judge) -> circular exact matching"},
-        ))
+BENCHMARKS = [  # collected by registry.py
+    Benchmark(
+        name=(_name := f"mmbench-{_split}-{_lang}"), title=_title, split=_split,
+        metric="circular accuracy" if _split == "dev" else "submission",
+        max_new_tokens=100, load=_loader(_lang, _split), prompt=_prompt(_lang),
+        score=_score_dev(_name) if _split == "dev" else _score_test(_name), data_dir="mmbench",
+        has_answers=_split == "dev", check_submission=None if _split == "dev" else check_xlsx,
+        flavours={"internvl": "internvl_post_process -> circular exact matching",
+                  "vlmevalkit": "can_infer (+judge) -> circular exact matching"},
+    )
+    for _lang, _title in (("en", "MMBench"), ("cn", "MMBench-CN")) for _split in ("dev", "test")
+]

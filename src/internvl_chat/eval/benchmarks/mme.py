@@ -14,11 +14,11 @@ from pathlib import Path
 
 from .base import (
     SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths,
-    file_image, hf_image, Layout, load_layout, parquet_shards, read_parquet, read_tsv, register, require,
+    file_image, hf_image, Layout, load_layout, parquet_shards, read_parquet, read_tsv, require,
     tsv_image, tsv_index,
 )
 from ..metrics.yesno import internvl_mme_postprocess
-from .scoring import metric
+from .scoring import bench_metric, flavour
 
 PERCEPTION = ["existence", "count", "position", "color", "posters", "celebrity", "scene", "landmark", "artwork", "OCR"]
 COGNITION = ["commonsense_reasoning", "numerical_calculation", "text_translation", "code_reasoning"]
@@ -83,19 +83,17 @@ def prompt(s: Sample) -> str:
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
     check_lengths(samples, preds, "mme")
+    official = flavour("mme", ctx, "mme_subtask") == "mme_official"
     by_task: dict[str, list[list[str]]] = {}
     for s, p in zip(samples, preds):
         # InternVL's MME runner rewrites outputs (newlines, Chinese yes/no, true/false) before the parser
-        pred = internvl_mme_postprocess(p) if ctx.flavour == "internvl" else p
+        pred = internvl_mme_postprocess(p) if official else p
         by_task.setdefault(s.meta["category"], []).append([s.meta["image_key"], s.answer, pred])
     subtasks = {}
     for task, rows in by_task.items():
         # the official script chunks lines two by two, so an image's questions must be adjacent
         rows.sort(key=lambda r: r[0])
-        if ctx.flavour == "internvl":
-            subtasks[task] = metric("mme_subtask", "mme_official", subtask=task, rows=rows)
-        else:
-            subtasks[task] = metric("mme_subtask", "vlmevalkit_MME_rating", subtask=task, rows=rows)
+        subtasks[task] = bench_metric("mme", ctx, "mme_subtask", subtask=task, rows=rows)
     perception = sum(subtasks[t]["score"] for t in PERCEPTION if t in subtasks)
     cognition = sum(subtasks[t]["score"] for t in COGNITION if t in subtasks)
     missing = [t for t in PERCEPTION + COGNITION if t not in subtasks]
@@ -107,9 +105,9 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
                            per_sample=per_sample, notes=notes)
 
 
-register(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="mme", title="MME", split="test", metric="perception score (sum of 10 subtasks)", max_new_tokens=20,
     load=load, prompt=prompt, score=score, data_dir="mme",
     flavours={"internvl": "InternVL post-processing + official MME calculation",
               "vlmevalkit": "VLMEvalKit YOrN_Extraction + MME_rating"},
-))
+)]

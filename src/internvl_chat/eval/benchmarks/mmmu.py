@@ -16,9 +16,9 @@ from .base import (
     check_json_submission,
     MCQ_SUFFIX_EN, SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext,
     Layout, LoadResult, check_lengths, hf_image, is_missing, list_options, load_layout, mcq_prompt, parquet_shards,
-    read_parquet, read_tsv, register, require, tsv_image, tsv_index,
+    read_parquet, read_tsv, require, tsv_image, tsv_index,
 )
-from .scoring import accuracy_result, mcq_letter, metric
+from .scoring import accuracy_result, bench_metric, flavour, mcq_letter
 
 _HF_SPLIT = {"val": "validation", "test": "test"}
 _TSV = {"val": "MMMU_DEV_VAL.tsv", "test": "MMMU_TEST.tsv"}
@@ -97,7 +97,7 @@ def _answer(s: Sample, pred: str, ctx: ScoreContext) -> str:
     """InternVL's post-processed answer (a letter for MC when one is found, the text otherwise)."""
     if not s.choices:
         return pred
-    letter = mcq_letter(s, pred, ctx)
+    letter = mcq_letter(s, pred, ctx, "mmmu")
     return letter if letter is not None else pred.strip()
 
 
@@ -108,12 +108,12 @@ def score_val(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Ben
         if s.choices:
             ans = _answer(s, p, ctx)
             hit = float(ans == s.answer)
-        elif ctx.flavour == "internvl":  # official parse_open_response + eval_open
+        elif flavour("mmmu", ctx, "mmmu_open"):  # official parse_open_response + eval_open
             ans = p
-            hit = float(bool(metric("mmmu_open", "mmmu_official", response=p, gold=s.answer)["correct"]))
+            hit = float(bool(bench_metric("mmmu", ctx, "mmmu_open", response=p, gold=s.answer)["correct"]))
         else:  # VLMEvalKit turns an open question into A = gold, B = "Other Answers"
             gold = s.answer if isinstance(s.answer, str) else s.answer[0]
-            ans = metric("mcq_match", "vlmevalkit_can_infer", pred=p, choices={"A": gold, "B": "Other Answers"})
+            ans = bench_metric("mmmu", ctx, "mcq_match", pred=p, choices={"A": gold, "B": "Other Answers"})
             hit = float(ans == "A")
         hits.append(hit)
         extra.append({"parsed": ans, "question_type": s.meta["question_type"]})
@@ -131,14 +131,13 @@ def score_test(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Be
                            submission=str(path), notes=["upload to the MMMU EvalAI server"])
 
 
-register(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="mmmu-val", title="MMMU", split="val", metric="accuracy", max_new_tokens=100, load=_loader("val"),
     prompt=prompt, score=score_val, data_dir="mmmu",
     flavours={"internvl": "post_process letter == answer; open: MMMU parse_open_response/eval_open",
               "vlmevalkit": "can_infer (+judge); open questions as a 2-option MCQ"},
-))
-register(Benchmark(
+), Benchmark(
     name="mmmu-test", title="MMMU", split="test", metric="submission", max_new_tokens=100, load=_loader("test"),
     prompt=prompt, score=score_test, data_dir="mmmu", has_answers=False,
     check_submission=lambda path, samples: check_json_submission(path, samples, "mmmu"),
-))
+)]

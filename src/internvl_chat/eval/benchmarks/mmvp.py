@@ -13,9 +13,9 @@ from pathlib import Path
 
 from .base import (
     Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, letter_options,
-    Layout, load_layout, mcq_prompt, read_tsv, register, require, tsv_image, tsv_index,
+    Layout, load_layout, mcq_prompt, read_tsv, require, tsv_image, tsv_index,
 )
-from .scoring import accuracy_result, mcq_letter, metric
+from .scoring import accuracy_result, bench_metric, mcq_letter
 
 
 def _split_options(text: str, origin: str) -> dict[str, str]:
@@ -69,17 +69,17 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
     check_lengths(samples, preds, "mmvp")
     if len(samples) % 2:
         raise ValueError(f"mmvp: {len(samples)} questions cannot form pairs (use an even --limit)")
-    letters = [mcq_letter(s, p, ctx) for s, p in zip(samples, preds)]
+    letters = [mcq_letter(s, p, ctx, "mmvp") for s, p in zip(samples, preds)]
     hits = [float(letter == s.answer) for s, letter in zip(samples, letters)]
-    pairs = metric("mmvp_pairs", "vlmevalkit_report_acc_MMVP", hits=[int(h) for h in hits])
+    pairs = bench_metric("mmvp", ctx, "mmvp_pairs", hits=[int(h) for h in hits])
     result = accuracy_result("mmvp", samples, preds, hits, [{"parsed": x} for x in letters], group_key=None)
     result.metrics.update(pair_accuracy=100.0 * pairs["Overall"], question_accuracy=100.0 * pairs["Average"])
     result.headline = result.metrics["pair_accuracy"]
     return result
 
 
-register(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="mmvp", title="MMVP", split="test", metric="pair accuracy", max_new_tokens=100, load=load, prompt=prompt,
     score=score, data_dir="mmvp",
     flavours={"internvl": "post_process letter, consecutive pairs", "vlmevalkit": "can_infer (+judge), pairs"},
-))
+)]

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from .base import (
     SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths,
-    file_image, hf_image, mean, parquet_shards, read_jsonl, read_parquet, read_tsv, register, require, tsv_image,
+    file_image, hf_image, mean, parquet_shards, read_jsonl, read_parquet, read_tsv, require, tsv_image,
     Layout, load_layout, tsv_index,
 )
 from ..metrics.pope import pope_counts
-from .scoring import ReferenceCrash, metric
+from .scoring import ReferenceCrash, bench_metric, flavour
 
 SPLITS = ("adversarial", "popular", "random")
 
@@ -112,9 +112,9 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
         idx = [i for i, s in enumerate(samples) if split in s.meta["splits"]]
         labels = [samples[i].answer for i in idx]
         split_preds = [preds[i] for i in idx]
-        if ctx.flavour == "internvl":
+        if flavour("pope", ctx, "pope_split_parse") == "pope_official":
             try:
-                m = metric("pope_split_parse", "pope_official", labels=labels, preds=split_preds)
+                m = bench_metric("pope", ctx, "pope_split_parse", labels=labels, preds=split_preds)
             except ReferenceCrash:
                 # POPE's script divides by zero when TP+FP or P+R is 0 (e.g. no answer parses as "yes").
                 # Report the counts, score F1 as 0 and say so instead of crashing the whole run.
@@ -127,7 +127,7 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
             m = dict(m, f1=100.0 * m["f1"], accuracy=100.0 * m["accuracy"], precision=100.0 * m["precision"],
                      recall=100.0 * m["recall"], yes_ratio=100.0 * m["yes_ratio"])
         else:
-            m = metric("pope_split_parse", "vlmevalkit_POPE_rating", labels=[x.capitalize() for x in labels],
+            m = bench_metric("pope", ctx, "pope_split_parse", labels=[x.capitalize() for x in labels],
                        preds=split_preds)
             m = dict(m, f1=m["f1_overall"])
         per_split[split] = dict(m, questions=len(idx))
@@ -139,8 +139,8 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
                            per_sample=per_sample, notes=notes)
 
 
-register(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="pope", title="POPE", split="test", metric="mean F1 of 3 splits", max_new_tokens=100, load=load,
     prompt=prompt, score=score, data_dir="pope",
     flavours={"internvl": "POPE official parse (first sentence, no/not -> no)", "vlmevalkit": "YOrN + POPE_rating"},
-))
+)]

@@ -14,7 +14,7 @@ from pathlib import Path
 from .base import (
     LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, hf_image,
     letter_options, list_options, mcq_prompt, parquet_shards, read_jsonl, read_parquet, read_tsv,
-    register, require, tsv_image, tsv_index, Layout, LoadResult, internvl_image, load_layout,
+    require, tsv_image, tsv_index, Layout, LoadResult, internvl_image, load_layout,
 )
 from .scoring import accuracy_result, mcq_letter
 
@@ -86,13 +86,13 @@ def prompt(s: Sample) -> str:
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
     check_lengths(samples, preds, "scienceqa-img")
-    letters = [mcq_letter(s, p, ctx, internvl_flavour="internvl_post_process_scienceqa") for s, p in zip(samples, preds)]
+    letters = [mcq_letter(s, p, ctx, "scienceqa") for s, p in zip(samples, preds)]
     hits = [float(x == s.answer) for s, x in zip(samples, letters)]
     return accuracy_result("scienceqa-img", samples, preds, hits, [{"parsed": x} for x in letters])
 
 
-register(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="scienceqa-img", title="ScienceQA", split="test (image)", metric="accuracy", max_new_tokens=100, load=load,
     prompt=prompt, score=score, data_dir="scienceqa",
     flavours={"internvl": "ScienceQA post_process letter", "vlmevalkit": "can_infer (+judge)"},
-))
+)]

@@ -9,24 +9,38 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from ..metrics import ReferenceRaisesError, benchmark_flavour, run_metric
 from .base import BenchmarkResult, Sample, ScoreContext, mean
 
 
 class ReferenceCrash(ValueError):
-    """The reference scorer would crash on this input (score() returned "EXCEPTION:<Name>")."""
+    """The reference scorer would crash on this input (it raises `ReferenceRaisesError`)."""
 
 
 def metric(name: str, flavour: str | None, **inputs: Any) -> Any:
-    from ..metrics import score
-
-    out = score(name, flavour, **inputs)
-    if isinstance(out, str) and out.startswith("EXCEPTION:"):
+    try:
+        return run_metric(name, flavour, **inputs)
+    except ReferenceRaisesError as err:
         shown = {k: (v if len(repr(v)) < 120 else repr(v)[:120] + "...") for k, v in inputs.items()}
-        raise ReferenceCrash(f"{name} ({flavour}): the reference implementation raises {out[10:]} on {shown}")
-    return out
+        raise ReferenceCrash(f"{name} ({flavour}): the reference implementation raises "
+                             f"{err.reference_exception} on {shown}") from err
 
 
-def mcq_letter(sample: Sample, pred: str, ctx: ScoreContext, internvl_flavour: str = "internvl_post_process") -> str | None:
+def flavour(benchmark: str, ctx: ScoreContext, name: str) -> str | None:
+    """The flavour of metric `name` that `benchmark` uses under the run's scoring flavour (one table:
+    `eval.metrics.BENCHMARK_FLAVOURS`); None when that side does not use the metric."""
+    return benchmark_flavour(benchmark, ctx.flavour, name)
+
+
+def bench_metric(benchmark: str, ctx: ScoreContext, name: str, **inputs: Any) -> Any:
+    """`metric(name, <the flavour the table gives benchmark under ctx>, ...)`."""
+    chosen = flavour(benchmark, ctx, name)
+    if chosen is None:
+        raise ValueError(f"{benchmark}: the {ctx.flavour} scoring flavour does not use metric {name!r}")
+    return metric(name, chosen, **inputs)
+
+
+def mcq_letter(sample: Sample, pred: str, ctx: ScoreContext, benchmark: str) -> str | None:
     """The option letter a prediction picks, or None / the raw text when it picks none.
 
     InternVL flavour: its `post_process` (first character, else option text
@@ -36,11 +50,12 @@ def mcq_letter(sample: Sample, pred: str, ctx: ScoreContext, internvl_flavour: s
     VLMEvalKit flavour: `can_infer`; when that fails and a judge is configured,
     the judge picks the option (VLMEvalKit's MCQ judge prompt).
     """
-    if ctx.flavour == "internvl":
+    chosen = flavour(benchmark, ctx, "mcq_match")
+    if chosen != "vlmevalkit_can_infer":  # InternVL's post_process family
         if not pred.strip():
             return None
-        return metric("mcq_match", internvl_flavour, pred=pred, choices=sample.choices)
-    letter = metric("mcq_match", "vlmevalkit_can_infer", pred=pred, choices=sample.choices)
+        return metric("mcq_match", chosen, pred=pred, choices=sample.choices)
+    letter = metric("mcq_match", chosen, pred=pred, choices=sample.choices)
     if letter is None and ctx.judge is not None:
         letter = ctx.judge.choose_option(sample.question, sample.choices, pred)
     return letter
@@ -92,10 +107,8 @@ def parse_answer_list(value, origin: str) -> list[str]:
     return [str(a["answer"]) if isinstance(a, dict) else str(a) for a in value]
 
 
-def vqa_accuracy_result(name: str, samples: list[Sample], preds: list[str], ctx: ScoreContext,
+def vqa_accuracy_result(name: str, samples: list[Sample], preds: list[str], ctx: ScoreContext, family: str,
                         group_key: str | None = None) -> BenchmarkResult:
     """Mean VQA accuracy (min(#humans agreeing / 3, 1), leave-one-out) in percent."""
-    # internvl_v12_lavis: the VQAEval copy InternVL's V1.2 evaluate_vqa.py scored with (c6b37dc)
-    flavour = "internvl_v12_lavis" if ctx.flavour == "internvl" else "vlmevalkit"
-    hits = [float(metric("vqa_accuracy", flavour, gts=list(s.answer), pred=p)) for s, p in zip(samples, preds)]
+    hits = [float(bench_metric(family, ctx, "vqa_accuracy", gts=list(s.answer), pred=p)) for s, p in zip(samples, preds)]
     return accuracy_result(name, samples, preds, hits, group_key=group_key)

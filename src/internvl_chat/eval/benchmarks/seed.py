@@ -10,9 +10,9 @@ from pathlib import Path
 
 from .base import (
     Benchmark, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, letter_options,
-    mcq_prompt, read_json, read_tsv, register, require, tsv_image, Layout, LoadResult, load_layout, tsv_index,
+    mcq_prompt, read_json, read_tsv, require, tsv_image, Layout, LoadResult, load_layout, tsv_index,
 )
-from .scoring import accuracy_result, mcq_letter
+from .scoring import accuracy_result, flavour, mcq_letter
 
 
 def _from_official(root: Path) -> LoadResult:
@@ -61,16 +61,16 @@ def _first_letter(pred: str) -> str | None:
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
     check_lengths(samples, preds, "seed-image")
-    if ctx.flavour == "internvl":
+    if flavour("seed", ctx, "mcq_match") is None:  # InternVL: seed/calculation.py's first character
         letters = [_first_letter(p) for p in preds]
     else:
-        letters = [mcq_letter(s, p, ctx) for s, p in zip(samples, preds)]
+        letters = [mcq_letter(s, p, ctx, "seed") for s, p in zip(samples, preds)]
     hits = [float(x == s.answer) for s, x in zip(samples, letters)]
     return accuracy_result("seed-image", samples, preds, hits, [{"parsed": x} for x in letters])
 
 
-register(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="seed-image", title="SEED", split="image", metric="accuracy", max_new_tokens=100, load=load, prompt=prompt,
     score=score, data_dir="seed",
     flavours={"internvl": "first character == answer letter (seed/calculation.py)", "vlmevalkit": "can_infer (+judge)"},
-))
+)]

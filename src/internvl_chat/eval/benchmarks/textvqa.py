@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .base import (
     SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths,
-    file_image, hf_image, parquet_shards, read_json, read_jsonl, read_parquet, read_tsv, register, require, tsv_image,
+    file_image, hf_image, parquet_shards, read_json, read_jsonl, read_parquet, read_tsv, require, tsv_image,
     Layout, internvl_image, load_layout, tsv_index,
 )
 from .scoring import parse_answer_list, vqa_accuracy_result
@@ -82,11 +82,11 @@ def short_answer_prompt(s: Sample) -> str:
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
     check_lengths(samples, preds, "textvqa-val")
-    return vqa_accuracy_result("textvqa-val", samples, preds, ctx)
+    return vqa_accuracy_result("textvqa-val", samples, preds, ctx, "textvqa")
 
 
-register(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="textvqa-val", title="TextVQA", split="val", metric="VQA accuracy", max_new_tokens=10, load=load,
     prompt=short_answer_prompt, score=score, data_dir="textvqa",
     flavours={"internvl": "InternVL V1.2 VQAEval copy (internvl_v12_lavis)", "vlmevalkit": "VLMEvalKit process_answer"},
-))
+)]

@@ -13,10 +13,10 @@ from pathlib import Path
 from .base import (
     check_json_submission,
     VIZWIZ_SUFFIX, Benchmark, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image,
-    hf_image, parquet_shards, read_json, read_parquet, read_tsv, register, require, tsv_image,
+    hf_image, parquet_shards, read_json, read_parquet, read_tsv, require, tsv_image,
     Layout, load_layout, tsv_index,
 )
-from .scoring import metric, parse_answer_list, vqa_accuracy_result
+from .scoring import bench_metric, parse_answer_list, vqa_accuracy_result
 
 
 def _loader(split: str):
@@ -64,7 +64,7 @@ def prompt(s: Sample) -> str:
 
 def score_val(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
     check_lengths(samples, preds, "vizwiz-val")
-    return vqa_accuracy_result("vizwiz-val", samples, preds, ctx)
+    return vqa_accuracy_result("vizwiz-val", samples, preds, ctx, "vizwiz")
 
 
 def score_test(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
@@ -72,7 +72,7 @@ def score_test(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Be
     if ctx.out_dir is None:
         raise ValueError("vizwiz-test: an output directory is needed to write the submission file")
     # LLaVA's convert_vizwiz_for_submission passes answers through the EvalAI processor
-    records = [{"image": s.meta["image"], "answer": metric("vqa_normalize", "evalai_m4c", text=p)}
+    records = [{"image": s.meta["image"], "answer": bench_metric("vizwiz", ctx, "vqa_normalize", text=p)}
                for s, p in zip(samples, preds)]
     path = Path(ctx.out_dir) / "vizwiz-test_submission.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,13 +81,12 @@ def score_test(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Be
                            num_samples=len(samples), submission=str(path), notes=["upload to the VizWiz EvalAI server"])
 
 
-register(Benchmark(
+BENCHMARKS = [Benchmark(  # collected by registry.py
     name="vizwiz-val", title="VizWiz", split="val", metric="VQA accuracy", max_new_tokens=10, load=_loader("val"),
     prompt=prompt, score=score_val, data_dir="vizwiz",
     flavours={"internvl": "InternVL V1.2 VQAEval copy (internvl_v12_lavis)", "vlmevalkit": "VLMEvalKit process_answer"},
-))
-register(Benchmark(
+), Benchmark(
     name="vizwiz-test", title="VizWiz", split="test", metric="submission", max_new_tokens=10, load=_loader("test"),
     prompt=prompt, score=score_test, data_dir="vizwiz", has_answers=False,
     check_submission=lambda path, samples: check_json_submission(path, samples, "vizwiz"),
-))
+)]

@@ -36,7 +36,8 @@ from .mmmu import (
 )
 from .mmvp import mmvp_pair_accuracy
 from .pope import PopeCounts, pope_by_category, pope_counts, pope_headline_f1, pope_metrics, pope_metrics_from_counts
-from .registry import BENCHMARK_FLAVOURS, REGISTRY, MetricSpec, default_flavour, list_metrics, score
+from .registry import (BENCHMARK_FLAVOURS, REGISTRY, MetricSpec, benchmark_flavour, default_flavour, list_metrics,
+                       run_metric, score)
 from .relaxed import relaxed_accuracy, relaxed_correctness
 from .vqa import vqa_accuracy, vqa_normalize
 from .yesno import internvl_mme_postprocess, parse_yes_no
@@ -45,9 +46,9 @@ __all__ = [
     "BENCHMARK_FLAVOURS", "REGISTRY", "MME_COGNITION", "MME_PERCEPTION", "MMMU_DISCIPLINES",
     "CircularResult", "MMERow", "MMMUScore", "MathVistaScore", "MetricSpec", "PopeCounts",
     "ReferenceIndexError", "ReferenceRaisesError", "ReferenceZeroDivisionError",
-    "anls", "anls_mean", "can_infer", "default_flavour", "exact_match", "internvl_mme_postprocess",
+    "anls", "anls_mean", "benchmark_flavour", "can_infer", "default_flavour", "exact_match", "internvl_mme_postprocess",
     "internvl_post_process", "list_metrics", "match_choice", "mathvista_accuracy", "mathvista_end_to_end",
-    "mathvista_is_correct", "mathvista_normalize", "mmbench_circular", "mme_subtask_score", "mme_totals",
+    "mathvista_is_correct", "mathvista_normalize", "mmbench_circular", "mme_subtask_score", "mme_totals", "run_metric",
     "mmmu_end_to_end", "mmmu_eval_multi_choice", "mmmu_eval_open", "mmmu_extract_numbers", "mmmu_normalize_str",
     "mmmu_parse_multi_choice", "mmmu_parse_open", "mmmu_score", "mmmu_subject_of", "mmvp_pair_accuracy",
     "parse_yes_no", "pope_by_category", "pope_counts", "pope_headline_f1", "pope_metrics",

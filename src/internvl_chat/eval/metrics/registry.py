@@ -172,7 +172,10 @@ REGISTRY: dict[str, MetricSpec] = {
 # scripts (our default), "vlmevalkit" = the OpenVLM-leaderboard flavour.
 BENCHMARK_FLAVOURS: dict[str, dict[str, dict[str, str]]] = {
     "textvqa": {"internvl": {"vqa_accuracy": "internvl_v12_lavis"}, "vlmevalkit": {"vqa_accuracy": "vlmevalkit"}},
-    "vizwiz": {"internvl": {"vqa_accuracy": "internvl_v12_lavis"}, "vlmevalkit": {"vqa_accuracy": "vlmevalkit"}},
+    "vizwiz": {  # vqa_normalize: the answers written into the test-split submission file
+        "internvl": {"vqa_accuracy": "internvl_v12_lavis", "vqa_normalize": "evalai_m4c"},
+        "vlmevalkit": {"vqa_accuracy": "vlmevalkit", "vqa_normalize": "evalai_m4c"},
+    },
     "docvqa": {"internvl": {"anls": "official_rrc"}, "vlmevalkit": {"anls": "official_rrc"}},
     "chartqa": {
         "internvl": {"relaxed_accuracy": "internvl_swapped"},
@@ -189,7 +192,9 @@ BENCHMARK_FLAVOURS: dict[str, dict[str, dict[str, str]]] = {
         "vlmevalkit": {"pope_split_parse": "vlmevalkit_POPE_rating"},
     },
     "mmmu": {
-        "internvl": {"mcq_match": "internvl_post_process", "mmmu_end_to_end": "mmmu_official_main_eval_only"},
+        "internvl": {"mcq_match": "internvl_post_process", "mmmu_open": "mmmu_official",
+                     "mmmu_end_to_end": "mmmu_official_main_eval_only"},
+        # VLMEvalKit scores an open question as a two-option MCQ: A = gold, B = "Other Answers"
         "vlmevalkit": {"mcq_match": "vlmevalkit_can_infer"},
     },
     "mathvista": {
@@ -200,10 +205,11 @@ BENCHMARK_FLAVOURS: dict[str, dict[str, dict[str, str]]] = {
         # Letters are extracted with InternVL's post-processing, then grouped circularly as the server does.
         "internvl": {"mcq_match": "internvl_post_process",
                      "mmbench_circular": "vlmevalkit_mcq_circular_eval_exact_matching"},
-        "vlmevalkit": {"mmbench_circular": "vlmevalkit_mcq_circular_eval_exact_matching"},
+        "vlmevalkit": {"mcq_match": "vlmevalkit_can_infer",
+                       "mmbench_circular": "vlmevalkit_mcq_circular_eval_exact_matching"},
     },
     "scienceqa": {
-        "internvl": {"mcq_match": "internvl_post_process"},
+        "internvl": {"mcq_match": "internvl_post_process_scienceqa"},
         "vlmevalkit": {"mcq_match": "vlmevalkit_can_infer"},
     },
     # InternVL's seed/calculation.py compares the first character of the prediction with the gold
@@ -213,7 +219,24 @@ BENCHMARK_FLAVOURS: dict[str, dict[str, dict[str, str]]] = {
         "internvl": {"mcq_match": "internvl_post_process", "mmvp_pairs": "vlmevalkit_report_acc_MMVP"},
         "vlmevalkit": {"mcq_match": "vlmevalkit_can_infer", "mmvp_pairs": "vlmevalkit_report_acc_MMVP"},
     },
+    # the built-in synthetic benchmark scores the same way under both flavours
+    "synthetic": {
+        "internvl": {"mcq_match": "internvl_post_process", "vqa_normalize": "evalai_m4c"},
+        "vlmevalkit": {"mcq_match": "internvl_post_process", "vqa_normalize": "evalai_m4c"},
+    },
 }
+
+
+def benchmark_flavour(benchmark: str, side: str, metric: str) -> str | None:
+    """The metric flavour `benchmark` uses under scoring `side` ("internvl" / "vlmevalkit"); None when that
+    side does not use `metric` at all. The benchmarks' score() functions read their flavours from here."""
+    try:
+        sides = BENCHMARK_FLAVOURS[benchmark]
+    except KeyError:
+        raise ValueError(f"no scoring flavours for benchmark {benchmark!r}; add it to BENCHMARK_FLAVOURS") from None
+    if side not in sides:
+        raise ValueError(f"unknown scoring flavour {side!r}; known: {', '.join(sides)}")
+    return sides[side].get(metric)
 
 
 def list_metrics() -> dict[str, list[str]]:
@@ -234,17 +257,22 @@ def _spec(metric: str) -> MetricSpec:
     return REGISTRY[metric]
 
 
+def run_metric(metric: str, flavour: str | None = None, **inputs: Any) -> Any:
+    """Like `score`, but where the reference implementation raises, this raises `ReferenceRaisesError`."""
+    spec = _spec(metric)
+    chosen = spec.default if flavour is None else flavour
+    if chosen not in spec.flavours:
+        raise ValueError(f"unknown flavour {chosen!r} for metric {metric!r}; known: {', '.join(spec.flavours)}")
+    return spec.flavours[chosen](**inputs)
+
+
 def score(metric: str, flavour: str | None = None, **inputs: Any) -> Any:
     """Run one metric flavour on one input; ``flavour=None`` picks the metric's default.
 
     Returns a float, str, None or dict shaped like ``expected`` in
     metric_vectors.jsonl, or ``"EXCEPTION:<Name>"`` where the reference raises.
     """
-    spec = _spec(metric)
-    chosen = spec.default if flavour is None else flavour
-    if chosen not in spec.flavours:
-        raise ValueError(f"unknown flavour {chosen!r} for metric {metric!r}; known: {', '.join(spec.flavours)}")
     try:
-        return spec.flavours[chosen](**inputs)
+        return run_metric(metric, flavour, **inputs)
     except ReferenceRaisesError as err:
         return f"EXCEPTION:{err.reference_exception}"

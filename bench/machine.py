@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-_REPO = Path(__file__).resolve().parents[2]
+_REPO = Path(__file__).resolve().parents[1]
 
 
 def _cpu_name() -> str:
