@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths,
-    hf_image, letter_options, list_options, mcq_prompt, parquet_shards, read_jsonl, read_parquet, read_tsv,
-    require, tsv_image, Layout, internvl_image, load_layout, tsv_index,
+    mcq_tsv_samples, LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext,
+    check_lengths, hf_image, list_options, mcq_prompt, parquet_shards, read_jsonl, read_parquet, require,
+    Layout, internvl_image, load_layout,
 )
 from .scoring import accuracy_result, bench_metric, flavour, mcq_letter
 
@@ -41,10 +41,7 @@ def _from_internvl(data_root: Path):
 
 
 def _from_tsv(root: Path) -> list[Sample]:
-    rows = read_tsv(root / "AI2D_TEST.tsv")
-    by_index = tsv_index(rows)
-    return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
-                   answer=str(require(r, "answer")).strip(), choices=letter_options(r)) for r in rows]
+    return mcq_tsv_samples(root / "AI2D_TEST.tsv")
 
 
 def _from_parquet(root: Path) -> list[Sample]:

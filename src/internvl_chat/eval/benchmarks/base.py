@@ -374,6 +374,15 @@ def letter_options(row: dict, letters: str = "ABCDE") -> dict[str, str]:
     return out
 
 
+def mcq_tsv_samples(path: Path, extra=lambda row: {}) -> list[Sample]:
+    """A VLMEvalKit multiple-choice TSV (index, image or a reference to another row's, question, answer, A-E),
+    as its ImageMCQDataset reads one; `extra(row)` adds benchmark-specific Sample fields."""
+    rows = read_tsv(path)
+    by_index = tsv_index(rows)
+    return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
+                   answer=str(require(r, "answer")).strip(), choices=letter_options(r), **extra(r)) for r in rows]
+
+
 def list_options(options: list[str]) -> dict[str, str]:
     if len(options) > len(LETTERS):
         raise BenchmarkDataError(f"{len(options)} options is more than {len(LETTERS)}")

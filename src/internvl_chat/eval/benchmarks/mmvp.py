@@ -12,8 +12,8 @@ import csv
 from pathlib import Path
 
 from .base import (
-    Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, letter_options,
-    Layout, load_layout, mcq_prompt, read_tsv, require, tsv_image, tsv_index,
+    mcq_tsv_samples, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths,
+    file_image, Layout, load_layout, mcq_prompt, require,
 )
 from .scoring import accuracy_result, bench_metric, mcq_letter
 
@@ -45,10 +45,7 @@ def _from_csv(root: Path) -> list[Sample]:
 
 
 def _from_tsv(root: Path) -> list[Sample]:
-    rows = read_tsv(root / "MMVP.tsv")
-    by_index = tsv_index(rows)
-    return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
-                   answer=str(require(r, "answer")).strip(), choices=letter_options(r)) for r in rows]
+    return mcq_tsv_samples(root / "MMVP.tsv")
 
 
 LAYOUTS = [

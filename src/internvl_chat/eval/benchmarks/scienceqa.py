@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, hf_image,
-    letter_options, list_options, mcq_prompt, parquet_shards, read_jsonl, read_parquet, read_tsv,
-    require, tsv_image, tsv_index, Layout, LoadResult, internvl_image, load_layout,
+    mcq_tsv_samples, LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext,
+    check_lengths, hf_image, list_options, mcq_prompt, parquet_shards, read_jsonl, read_parquet, require,
+    Layout, LoadResult, internvl_image, load_layout,
 )
 from .scoring import accuracy_result, mcq_letter
 
@@ -51,11 +51,7 @@ def _from_internvl(data_root: Path):
 
 
 def _from_tsv(root: Path) -> list[Sample]:
-    rows = read_tsv(root / "ScienceQA_TEST.tsv")
-    by_index = tsv_index(rows)
-    return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
-                   answer=str(require(r, "answer")).strip(), choices=letter_options(r), hint=_hint(r.get("hint")),
-                   meta={"category": r.get("category")}) for r in rows]
+    return mcq_tsv_samples(root / "ScienceQA_TEST.tsv", lambda r: {"hint": _hint(r.get("hint")), "meta": {"category": r.get("category")}})
 
 
 def _from_parquet(root: Path) -> LoadResult:
