@@ -19,9 +19,10 @@ import torch
 
 from .benchmarks import benchmark_names, get_benchmark
 from .benchmarks.base import FLAVOURS
-from .runner import DistInfo, ModelGenerator, RunConfig, cache_dir, evaluate, model_identity, read_cache, validate
+from ..runtime import DistInfo, dtype_choices, init_distributed, torch_dtype
+from .runner import ModelGenerator, RunConfig, cache_dir, evaluate, model_identity, read_cache, validate
 
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+_DTYPES = dtype_choices("bf16", "fp16", "fp32")
 
 
 class LazyModelGenerator:
@@ -87,22 +88,14 @@ def _cached_model_path(out: Path, names: list[str]) -> str:
 
 
 def _init_distributed(device: str, timeout_min: float = 180.0) -> tuple[DistInfo, str]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    """A process group only under torchrun (WORLD_SIZE > 1); its backend follows the device."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return DistInfo(), device
-    from datetime import timedelta
-
-    import torch.distributed as dist
-
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        torch.cuda.set_device(local_rank)
-        device = f"cuda:{local_rank}"
     # Explicit: a rank that finishes its share of a benchmark early waits at the barrier for the slowest.
-    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", timeout=timedelta(minutes=timeout_min))
-    return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(), barrier=dist.barrier), device
+    info = init_distributed("nccl" if device.startswith("cuda") else "gloo", timeout_min * 60)
+    return info, str(info.device)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,7 +159,7 @@ def _main(argv: list[str] | None = None) -> int:
 
         judge = Judge(base_url=args.judge_url, model=args.judge_model)
     dist_info, device = _init_distributed(args.device, args.dist_timeout_min)
-    generator = LazyModelGenerator(args.model, device, _DTYPES[args.dtype])
+    generator = LazyModelGenerator(args.model, device, torch_dtype(args.dtype))
 
     passes = [False, True] if args.blank_images else [False]
     runs = []
