@@ -13,36 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from ..constants import IGNORE_INDEX
-from .formats import RejectedSample
-
-
-def split_rejects(items: list) -> tuple[list[dict], list[RejectedSample], list[RejectedSample]]:
-    """(usable items, rejected records, records of kept-but-truncated samples)."""
-    good, rejects, truncated = [], [], []
-    for it in items:
-        if isinstance(it, RejectedSample):
-            rejects.append(it)
-            continue
-        good.append(it)
-        if it.get("truncated"):
-            truncated.append(RejectedSample(it["dataset"], it["id"], None, "truncated",
-                                            f"truncated: {it['truncated']} tokens beyond max_length cut off"))
-    return good, rejects, truncated
-
-
-def _bookkeeping(good, rejects, truncated) -> dict:
-    return {"rejects": rejects, "truncated": truncated, "num_samples": len(good),
-            "ids": [it["id"] for it in good], "datasets": [it["dataset"] for it in good]}
-
-
-def _images(good: list[dict]) -> dict:
-    return {"pixel_values": torch.cat([it["pixel_values"] for it in good]),
-            "image_flags": torch.cat([it["image_flags"].view(-1) for it in good])}
-
-
-def empty_batch(rejects, truncated) -> dict:
-    """Every sample of the batch was rejected: the trainer must skip it (on all ranks)."""
-    return {"empty": True, **_bookkeeping([], rejects, truncated)}
+from .batch_common import bookkeeping, empty_batch, images, split_rejects
+from .packing import pack_collate
 
 
 def pad_collate(items: list, pad_token_id: int) -> dict:
@@ -64,8 +36,8 @@ def pad_collate(items: list, pad_token_id: int) -> dict:
         position_ids[row, :k] = torch.arange(k)
         sample_index[row, :k] = row
     return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask,
-            "position_ids": position_ids, "sample_index": sample_index, **_images(good),
-            **_bookkeeping(good, rejects, truncated)}
+            "position_ids": position_ids, "sample_index": sample_index, **images(good),
+            **bookkeeping(good, rejects, truncated)}
 
 
 @dataclass
@@ -88,7 +60,6 @@ class Collator:
     def __call__(self, items: list) -> dict:
         if not self.pack:
             return pad_collate(items, self.pad_token_id)
-        from .packing import pack_collate
         if self.token_budget is None:
             raise ValueError("Collator(pack=True) needs token_budget")
         return pack_collate(items, self.pad_token_id, self.token_budget, mask=self.mask)

@@ -8,12 +8,12 @@ as if it were alone in its row (`per_sample_loss` checks this in the tests).
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import torch
 
 from ..constants import IGNORE_INDEX
-from .collate import _bookkeeping, _images, empty_batch, split_rejects
+from .batch_common import bookkeeping, empty_batch, images, split_rejects
 
 # How a packed batch confines attention to each sample:
 #   "4d": (B,1,N,N) bool block-diagonal causal mask (SDPA; any use_cache setting);
@@ -24,22 +24,31 @@ from .collate import _bookkeeping, _images, empty_batch, split_rejects
 MASK_FORMATS = ("4d", "4d_additive", "position_ids")
 
 
-def greedy_packs(lengths: Sequence[int], token_budget: int) -> list[list[int]]:
-    """Next-fit in the given order: positions into `lengths`, grouped into rows of <= token_budget tokens."""
-    packs, cur, used = [], [], 0
-    for pos, n in enumerate(lengths):
+def next_fit(sized: Iterable[tuple[int, int]], token_budget: int, name: str = "sample {}",
+             hint: str = "") -> Iterator[list[int]]:
+    """The one next-fit rule: (key, tokens) pairs in order -> lists of keys of <= token_budget tokens.
+
+    Lazy: a row is yielded as soon as the next sample does not fit, so a sampler is read no further
+    ahead than before. A sample alone over the budget is an error naming it (`name` formats the key).
+    """
+    cur, used = [], 0
+    for key, n in sized:
         n = int(n)
         if n > token_budget:
-            raise ValueError(f"sample at position {pos} has {n} tokens > token_budget {token_budget}; "
-                             "set token_budget >= max_length")
+            raise ValueError(f"{name.format(key)} has {n} tokens > token_budget {token_budget}{hint}")
         if cur and used + n > token_budget:
-            packs.append(cur)
+            yield cur
             cur, used = [], 0
-        cur.append(pos)
+        cur.append(key)
         used += n
     if cur:
-        packs.append(cur)
-    return packs
+        yield cur
+
+
+def greedy_packs(lengths: Sequence[int], token_budget: int) -> list[list[int]]:
+    """Next-fit in the given order: positions into `lengths`, grouped into rows of <= token_budget tokens."""
+    return list(next_fit(enumerate(lengths), token_budget, "sample at position {}",
+                         "; set token_budget >= max_length"))
 
 
 def block_causal_mask(sample_index: torch.Tensor) -> torch.Tensor:
@@ -95,8 +104,8 @@ def pack_collate(items: list, pad_token_id: int, token_budget: int, mask: str = 
             at += k
         position_ids[row, at:] = torch.arange(n - at)  # padding: a run of its own
     batch = {"input_ids": input_ids, "labels": labels, "position_ids": position_ids,
-             "sample_index": sample_index, "cu_seqlens": cu_seqlens(sample_index), **_images(order),
-             **_bookkeeping(order, rejects, truncated)}
+             "sample_index": sample_index, "cu_seqlens": cu_seqlens(sample_index), **images(order),
+             **bookkeeping(order, rejects, truncated)}
     if mask == "4d":
         batch["attention_mask"] = block_causal_mask(sample_index)
     elif mask == "4d_additive":
@@ -145,7 +154,7 @@ def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor, sample_index: to
 class PackedBatchSampler(torch.utils.data.Sampler):
     """Groups the indices of `sampler` into batches of `rows_per_batch` packed rows of <= token_budget tokens.
 
-    Uses the same next-fit rule as `pack_collate`, so each yielded batch collates
+    Uses the same `next_fit` rule as `pack_collate`, so each yielded batch collates
     into exactly `rows_per_batch` rows (fewer at the end of the epoch).
     """
 
@@ -154,19 +163,13 @@ class PackedBatchSampler(torch.utils.data.Sampler):
         self.token_budget, self.rows_per_batch = token_budget, rows_per_batch
 
     def __iter__(self) -> Iterator[list[int]]:
-        batch, rows, used = [], 1, 0
-        for idx in self.sampler:
-            n = int(self.lengths[idx])
-            if n > self.token_budget:
-                raise ValueError(f"sample {idx} has {n} tokens > token_budget {self.token_budget}")
-            if batch and used + n > self.token_budget:
-                if rows == self.rows_per_batch:
-                    yield batch
-                    batch, rows = [], 1
-                else:
-                    rows += 1
-                used = 0
-            batch.append(idx)
-            used += n
+        # A full batch is yielded when the first sample of its next row is read, as before the rule was shared.
+        batch, rows = [], 0
+        for row in next_fit(((idx, self.lengths[idx]) for idx in self.sampler), self.token_budget):
+            batch += row
+            rows += 1
+            if rows == self.rows_per_batch:
+                yield batch
+                batch, rows = [], 0
         if batch:
             yield batch

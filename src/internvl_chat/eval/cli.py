@@ -19,9 +19,10 @@ import torch
 
 from .benchmarks import benchmark_names, get_benchmark
 from .benchmarks.base import FLAVOURS
-from .runner import DistInfo, ModelGenerator, RunConfig, cache_dir, evaluate, model_identity, read_cache, validate
+from ..runtime import DistInfo, dtype_choices, init_distributed, shutdown_distributed, torch_dtype
+from .runner import ModelGenerator, RunConfig, cache_dir, evaluate, model_identity, read_cache, validate
 
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+_DTYPES = dtype_choices("bf16", "fp16", "fp32")
 
 
 class LazyModelGenerator:
@@ -87,22 +88,14 @@ def _cached_model_path(out: Path, names: list[str]) -> str:
 
 
 def _init_distributed(device: str, timeout_min: float = 180.0) -> tuple[DistInfo, str]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    """A process group only under torchrun (WORLD_SIZE > 1); its backend follows the device."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return DistInfo(), device
-    from datetime import timedelta
-
-    import torch.distributed as dist
-
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        torch.cuda.set_device(local_rank)
-        device = f"cuda:{local_rank}"
     # Explicit: a rank that finishes its share of a benchmark early waits at the barrier for the slowest.
-    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", timeout=timedelta(minutes=timeout_min))
-    return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(), barrier=dist.barrier), device
+    info = init_distributed("nccl" if device.startswith("cuda") else "gloo", timeout_min * 60)
+    return info, str(info.device)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,14 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _main(argv: list[str] | None = None) -> int:
-    p = _parser()
-    args = p.parse_args(argv)
-    if args.list:
-        for name in benchmark_names():
-            b = get_benchmark(name)
-            print(f"{name:<20} {b.title} {b.split} ({b.metric}; data: <data-root>/{b.data_dir}/)")
-        return 0
+def _check_args(p: argparse.ArgumentParser, args) -> list[str]:
+    """Every cheap check of the command line (p.error: one line, exit 2); the benchmark names."""
     for flag in ("benchmarks", "data_root", "out"):
         if getattr(args, flag) is None:
             p.error(f"--{flag.replace('_', '-')} is required")
@@ -143,7 +130,7 @@ def _main(argv: list[str] | None = None) -> int:
     except KeyError as e:
         p.error(str(e.args[0]))
 
-    from ..validate import check_device, check_model_dir, check_output_dir
+    from ..validate import check_output_dir
 
     check_output_dir(args.out, "--out")
     if not args.data_root.is_dir():
@@ -154,9 +141,39 @@ def _main(argv: list[str] | None = None) -> int:
         cfg0 = RunConfig(data_root=args.data_root, out_dir=args.out)
         if any(not read_cache(cache_dir(cfg0, get_benchmark(n))) for n in names):
             p.error("--model is required unless every benchmark is already cached under --out")
+    return names
+
+
+def _report(args, runs, judge, names: list[str]) -> None:
+    """Rank 0: write the report files and print the per-benchmark figures and the table."""
+    from .report import ReportInfo, markdown, table_rows, write_report
+
+    model_name = "oracle (gold answers)" if args.oracle else str(args.model or _cached_model_path(args.out, names))
+    info = ReportInfo(model=model_name, flavour=args.flavour, judge=judge.describe() if judge else None,
+                      data_root=str(args.data_root), batch_size=args.batch_size, limit=args.limit)
+    paths = write_report(runs, args.out, info)
+    for run in runs:
+        s = run.stats
+        rate = f", {s.samples_per_s:.2f} samples/s" if s.samples_per_s else ""
+        print(f"[eval] {run.benchmark}: {s.samples} samples, generated {s.generated}, cached {s.cached}{rate}")
+    print(markdown(table_rows(runs), info))
+    print(f"[eval] wrote {paths['json']}, {paths['md']}, {paths['png']}", file=sys.stderr)
+
+
+def _main(argv: list[str] | None = None) -> int:
+    p = _parser()
+    args = p.parse_args(argv)
+    if args.list:
+        for name in benchmark_names():
+            b = get_benchmark(name)
+            print(f"{name:<20} {b.title} {b.split} ({b.metric}; data: <data-root>/{b.data_dir}/)")
+        return 0
+    names = _check_args(p, args)
     data = validate(names, args.data_root, args.limit)  # every benchmark's data first: the cheapest check to fail
     identity = None
     if args.model is not None:  # checked now, not when the first uncached batch needs the weights
+        from ..validate import check_device, check_model_dir
+
         check_model_dir(args.model)
         check_device(args.device)
         identity = {**model_identity(args.model), "dtype": args.dtype}
@@ -166,7 +183,7 @@ def _main(argv: list[str] | None = None) -> int:
 
         judge = Judge(base_url=args.judge_url, model=args.judge_model)
     dist_info, device = _init_distributed(args.device, args.dist_timeout_min)
-    generator = LazyModelGenerator(args.model, device, _DTYPES[args.dtype])
+    generator = LazyModelGenerator(args.model, device, torch_dtype(args.dtype))
 
     passes = [False, True] if args.blank_images else [False]
     runs = []
@@ -184,21 +201,7 @@ def _main(argv: list[str] | None = None) -> int:
         return 130
 
     if dist_info.is_main:
-        from .report import ReportInfo, markdown, table_rows, write_report
-
-        model_name = "oracle (gold answers)" if args.oracle else str(args.model or _cached_model_path(args.out, names))
-        info = ReportInfo(model=model_name, flavour=args.flavour, judge=judge.describe() if judge else None,
-                          data_root=str(args.data_root), batch_size=args.batch_size, limit=args.limit)
-        paths = write_report(runs, args.out, info)
-        for run in runs:
-            s = run.stats
-            rate = f", {s.samples_per_s:.2f} samples/s" if s.samples_per_s else ""
-            print(f"[eval] {run.benchmark}: {s.samples} samples, generated {s.generated}, cached {s.cached}{rate}")
-        print(markdown(table_rows(runs), info))
-        print(f"[eval] wrote {paths['json']}, {paths['md']}, {paths['png']}", file=sys.stderr)
+        _report(args, runs, judge, names)
     if dist_info.world_size > 1:
-        import torch.distributed as dist
-
-        dist.barrier()  # without it a rank can abort at exit (environment.md §3.1)
-        dist.destroy_process_group()
+        shutdown_distributed()  # barrier first: without it a rank can abort at exit (environment.md §3.1)
     return 0

@@ -19,7 +19,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import torch
 from PIL import Image
@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from ..conversation import encode_prompt, left_pad
 from ..image import image_to_tensor
+from ..runtime import DistInfo
 from .benchmarks import Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, get_benchmark
 from .benchmarks.base import DOCS_LINK, default_oracle
 
@@ -73,17 +74,6 @@ class ModelGenerator:
         out = self.model.generate(pixel_values=pixel_values, input_ids=torch.tensor(ids, device=self.device),
                                   attention_mask=torch.tensor(mask, device=self.device), **cfg)
         return tok.batch_decode(out, skip_special_tokens=True)
-
-
-@dataclass
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    barrier: Callable[[], None] = lambda: None
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
 
 
 @dataclass

@@ -8,7 +8,9 @@ import os
 import sys
 from pathlib import Path
 
-DTYPES = {"auto": None, "float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+from ..runtime import dtype_choices, torch_dtype
+
+DTYPES = ("auto", *dtype_choices("float32", "bfloat16", "float16"))  # auto: as saved
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -36,7 +38,7 @@ def _load_engine(args, max_batch_size: int = 16):
 
     transformers.utils.logging.set_verbosity_error()  # keep the terminal for the conversation
     transformers.utils.logging.disable_progress_bar()
-    dtype = getattr(torch, DTYPES[args.dtype]) if DTYPES[args.dtype] else None
+    dtype = None if args.dtype == "auto" else torch_dtype(args.dtype)
     return InferenceEngine.from_model_dir(args.model, dtype=dtype, device=args.device, max_batch_size=max_batch_size)
 
 

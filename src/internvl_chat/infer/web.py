@@ -23,23 +23,76 @@ from .engine import ChatTurn, SamplingParams
 _mounted = False  # NiceGUI keeps one global app per process
 
 
+def _prepare(engine, config, turns: list) -> object:
+    """The engine request of the page's conversation, capped to the room left in the context (ValueError if none)."""
+    request = engine.prepare(turns, SamplingParams(max_new_tokens=config.default_max_tokens,
+                                                   temperature=config.default_temperature))
+    room = engine.max_context - len(request.input_ids)
+    if room < 1:
+        raise ValueError(f"the conversation is {len(request.input_ids)} tokens, the model's whole "
+                         f"context; start a new chat")
+    request.params = dataclasses.replace(request.params, max_new_tokens=min(room, config.default_max_tokens))
+    return request
+
+
+def _key_ok(config, request: Request) -> bool:
+    """The page needs the server's API key (as ?key=) when one is set."""
+    return not config.api_key or hmac.compare_digest(request.query_params.get("key", "").encode(),
+                                                     config.api_key.encode())
+
+
+def _with_question(state: dict, text: str) -> list:
+    """The conversation plus the user's new question; the image goes with the first question only."""
+    first = not state["turns"]
+    images = [state["image"]] if first and state["image"] is not None else []
+    return state["turns"] + [ChatTurn("user", text, images)]
+
+
+_DONE = object()  # end of a reply's stream of pieces
+
+
+def _submit(service, request) -> tuple:
+    """Submit to the batcher; the decoded pieces arrive on the returned queue (then `_DONE`)."""
+    loop = asyncio.get_running_loop()
+    pieces: asyncio.Queue = asyncio.Queue()
+    request.on_text = lambda piece: loop.call_soon_threadsafe(pieces.put_nowait, piece)
+    request.cancelled = threading.Event()
+    future = service.submit(request)
+    future.add_done_callback(lambda _: pieces.put_nowait(_DONE))
+    return future, pieces
+
+
+async def _stream(future, pieces: asyncio.Queue, answer):
+    """Show the reply as it decodes; the engine's result once done (raises what generation raised)."""
+    reply = ""
+    while (piece := await pieces.get()) is not _DONE:
+        reply += piece
+        answer.set_text(reply)
+    return future.result()
+
+
 def mount_web_ui(app: FastAPI, service, title: str = "InternVL-Chat") -> None:
     try:
-        from nicegui import events, ui
+        from nicegui import ui
     except ImportError:
         raise ImportError("the web page needs the optional extra: pip install 'internvl-chat[web]' (NiceGUI)") from None
     global _mounted
     if _mounted:
         raise RuntimeError("the web page can be mounted on one app per process (NiceGUI is process-global)")
     _mounted = True
+    ui.page("/")(_chat_page(service, title))
+    ui.run_with(app, mount_path="/", title=title, show_welcome_message=False, reconnect_timeout=10.0)
+
+
+def _chat_page(service, title: str):
+    """The page handler: one conversation per browser tab."""
+    from nicegui import events, ui
     engine, config = service.engine, service.config
 
-    @ui.page("/")
     async def chat_page(request: Request):
         state = {"image": None, "turns": [], "busy": False}
         ui.label(title).classes("text-2xl font-bold")
-        if config.api_key and not hmac.compare_digest(request.query_params.get("key", "").encode(),
-                                                      config.api_key.encode()):
+        if not _key_ok(config, request):
             ui.label("This server needs its API key: open /?key=KEY").classes("ivl-status")
             return
         ui.label(f"model: {config.model_name}").classes("text-sm text-gray-500")
@@ -76,45 +129,26 @@ def mount_web_ui(app: FastAPI, service, title: str = "InternVL-Chat") -> None:
                 return
             state["busy"] = True
             question.set_value("")
-            first = not state["turns"]
-            images = [state["image"]] if first and state["image"] is not None else []
-            turns = state["turns"] + [ChatTurn("user", text, images)]
+            turns = _with_question(state, text)
             with messages:
                 ui.chat_message(text, name="You", sent=True)
                 with ui.chat_message(name="InternVL"):
                     answer = ui.label("").classes("ivl-answer")
             try:
-                request = engine.prepare(turns, SamplingParams(max_new_tokens=config.default_max_tokens,
-                                                               temperature=config.default_temperature))
-                room = engine.max_context - len(request.input_ids)
-                if room < 1:
-                    raise ValueError(f"the conversation is {len(request.input_ids)} tokens, the model's whole "
-                                     f"context; start a new chat")
-                request.params = dataclasses.replace(request.params,
-                                                     max_new_tokens=min(room, config.default_max_tokens))
+                request = _prepare(engine, config, turns)
             except ValueError as err:
                 answer.set_text(f"[refused: {err}]")
                 state["busy"] = False
                 return
-            loop = asyncio.get_running_loop()
-            pieces: asyncio.Queue = asyncio.Queue()
-            request.on_text = lambda piece: loop.call_soon_threadsafe(pieces.put_nowait, piece)
-            request.cancelled = threading.Event()
             status.set_text("Generating...")
             try:
-                future = service.submit(request)
+                future, pieces = _submit(service, request)
             except Exception as err:  # queue full: say so on the page
                 answer.set_text(f"[server busy: {err}]")
                 state["busy"] = False
                 return
-            done = object()
-            future.add_done_callback(lambda _: pieces.put_nowait(done))
-            reply = ""
             try:
-                while (piece := await pieces.get()) is not done:
-                    reply += piece
-                    answer.set_text(reply)
-                result = future.result()
+                result = await _stream(future, pieces, answer)
                 state["turns"] = turns + [ChatTurn("assistant", result.text)]
                 status.set_text(f"Done ({result.completion_tokens} tokens, {result.finish_reason}).")
                 answer.classes(add="ivl-answer-done")
@@ -128,4 +162,4 @@ def mount_web_ui(app: FastAPI, service, title: str = "InternVL-Chat") -> None:
         send_button.on_click(send)
         question.on("keydown.enter", send)
 
-    ui.run_with(app, mount_path="/", title=title, show_welcome_message=False, reconnect_timeout=10.0)
+    return chat_page

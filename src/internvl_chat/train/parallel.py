@@ -13,10 +13,6 @@ allocates its shards, and rank 0 broadcasts tensor by tensor
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from datetime import timedelta
-
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -24,51 +20,13 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, fully_shard
 
+# DistInfo, init_distributed and shutdown_distributed live in runtime.py (shared with eval); re-exported
+# here for the trainer, plan and tests.
+from ..runtime import DistInfo, dtype_choices, init_distributed, shutdown_distributed, torch_dtype  # noqa: F401
 from .config import ParallelConfig
 
 VIT_BLOCK = "InternVisionEncoderLayer"
-DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
-
-
-@dataclass
-class DistInfo:
-    rank: int
-    world_size: int
-    local_rank: int
-    device: torch.device
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(backend: str = "auto", timeout_s: int = 1800) -> DistInfo:
-    """Join the torchrun/Slurm process group, or make a one-process group when run directly.
-
-    A one-process group keeps a single code path (FSDP2, DCP) for 1 and N processes.
-    """
-    use_cuda = torch.cuda.is_available() and backend != "gloo"
-    if backend == "auto":
-        backend = "nccl" if use_cuda else "gloo"
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
-    if use_cuda:
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-            dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s),
-                                    device_id=device if use_cuda else None)
-        else:
-            dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1,
-                                    timeout=timedelta(seconds=timeout_s))
-    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, device)
-
-
-def shutdown_distributed() -> None:
-    if dist.is_initialized():
-        # Without this barrier gloo ranks sometimes SIGABRT at exit (environment.md section 3.1).
-        dist.barrier()
-        dist.destroy_process_group()
+DTYPES = {name: torch_dtype(name) for name in dtype_choices("bf16", "fp32")}
 
 
 def param_dtype(cfg: ParallelConfig, device: torch.device) -> torch.dtype:

@@ -1,0 +1,97 @@
+"""Process set-up shared by the commands: the process group and the dtype names.
+
+Imports no torch at module level, so a command's argument parser can read the dtype table without
+paying for torch; torch is imported when a dtype is resolved or a process group is made.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+# Every dtype spelling a command accepts -> the torch attribute. Each command offers its own subset
+# (train: bf16/fp32, eval: bf16/fp16/fp32, chat/serve/web: bfloat16/float16/float32 plus "auto").
+DTYPE_NAMES = {"bf16": "bfloat16", "bfloat16": "bfloat16", "fp16": "float16", "float16": "float16",
+               "fp32": "float32", "float32": "float32"}
+
+
+def dtype_choices(*names: str) -> tuple[str, ...]:
+    """The spellings a command accepts (checked against the table, so a typo fails at import)."""
+    unknown = [n for n in names if n not in DTYPE_NAMES]
+    if unknown:
+        raise KeyError(f"not in runtime.DTYPE_NAMES: {unknown}")
+    return names
+
+
+def torch_dtype(name: str) -> "torch.dtype":
+    import torch
+
+    return getattr(torch, DTYPE_NAMES[name])
+
+
+def _cpu() -> "torch.device":
+    import torch
+
+    return torch.device("cpu")
+
+
+@dataclass
+class DistInfo:
+    """Where this process stands: rank, world size, its local rank and device. The defaults are one
+    process without a process group (eval run directly)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: "torch.device" = field(default_factory=_cpu)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        """Wait for every rank (nothing to wait for with one process or no process group)."""
+        import torch.distributed as dist
+
+        if self.world_size > 1 and dist.is_initialized():
+            dist.barrier()
+
+
+def init_distributed(backend: str = "auto", timeout_s: float = 1800) -> DistInfo:
+    """Join the torchrun/Slurm process group, or make a one-process group when run directly.
+
+    A one-process group keeps a single code path (FSDP2, DCP) for 1 and N processes.
+    backend "auto": nccl on CUDA, else gloo; "gloo" keeps the process on the CPU.
+    """
+    import torch
+    import torch.distributed as dist
+
+    use_cuda = torch.cuda.is_available() and backend != "gloo"
+    if backend == "auto":
+        backend = "nccl" if use_cuda else "gloo"
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+            dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s),
+                                    device_id=device if use_cuda else None)
+        else:
+            dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1,
+                                    timeout=timedelta(seconds=timeout_s))
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, device)
+
+
+def shutdown_distributed() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        # Without this barrier gloo ranks sometimes SIGABRT at exit (environment.md section 3.1).
+        dist.barrier()
+        dist.destroy_process_group()
