@@ -13,7 +13,6 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LIMIT = 80
 
 KNOWN_LONG = {
-    "internvl_chat/train/loop.py::_train",  # issue 13 item 2 (train-step split), after issue 14's loop changes land
     "internvl_chat/eval/cli.py::_main",  # eval/cli.py is being changed by issue 14 (--device auto, dist timeouts)
     "internvl_chat/infer/web.py::mount_web_ui",  # the NiceGUI page is one closure (chat_page) inside it
     "internvl_chat/infer/web.py::chat_page",
