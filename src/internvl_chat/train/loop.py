@@ -130,7 +130,8 @@ def train(cfg: TrainConfig, dataset=None) -> TrainResult:
     info = init_distributed(cfg.parallel.backend)
     ok = False
     try:
-        result = _train(cfg, info, dataset)
+        run = _Run(cfg, info, dataset)  # builds and resumes
+        result = run.finish(*run.loop())
         ok = True
         return result
     finally:
@@ -151,11 +152,6 @@ class StepStats:
 
     def all_reduce(self, device) -> StepStats:
         return StepStats(*_all_reduce(list(astuple(self)), device))
-
-
-def _train(cfg: TrainConfig, info: DistInfo, dataset) -> TrainResult:
-    run = _Run(cfg, info, dataset)
-    return run.finish(*run.loop())
 
 
 class _Run:
