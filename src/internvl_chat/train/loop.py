@@ -36,7 +36,7 @@ from ..data.rejects import TooManyRejects
 from ..errors import UserError
 from .checkpoint import export_pretrained, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
-from .data import MODEL_KEYS, build_train_data, model_inputs  # noqa: F401 (MODEL_KEYS: re-exported)
+from .data import build_train_data, model_inputs
 from .flops import flop_model, peak_flops_per_device, sample_lengths
 from .gc_control import ManualGC
 from .lora import count_parameters, set_frozen_eval
