@@ -247,3 +247,16 @@ def test_rejected_samples_are_logged_and_too_many_stop_the_run(tmp_path):
     with pytest.raises(TooManyRejects, match="samples rejected"):
         train(tiny(out, meta, "max_steps=16", "export=false", "max_reject_fraction=0.01"))
     assert latest_checkpoint(out / "checkpoints") is not None
+
+
+def test_log_every_writes_every_nth_step_and_the_last(tmp_path, meta):
+    every = train(tiny(tmp_path / "n", meta, "max_steps=5", "per_device_batch_size=8", "export=false",
+                       "save_every=0", "log_every=2"))
+    each = train(tiny(tmp_path / "one", meta, "max_steps=5", "per_device_batch_size=8", "export=false",
+                      "save_every=0"))
+    assert every.status == each.status == "completed"
+    rows = read_metrics(tmp_path / "n" / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [2, 4, 5]
+    full = {r["step"]: r["loss"] for r in read_metrics(tmp_path / "one" / "metrics.jsonl")}
+    assert sorted(full) == [1, 2, 3, 4, 5]
+    assert [r["loss"] for r in rows] == [full[2], full[4], full[5]]  # logging changes nothing in the run

@@ -136,15 +136,16 @@ def synthetic_meta(cfg: TrainConfig, image_size: int, info: DistInfo) -> Path:
     return meta
 
 
-def build_dataset(cfg: TrainConfig, tokenizer, model, info: DistInfo):
-    image_size = model.config.image_size
+def build_dataset(cfg: TrainConfig, tokenizer, info: DistInfo, *, image_size: int, num_image_token: int,
+                  template: str):
+    """The configured data set; the model's geometry (`config.image_size`, `num_image_token`) and template."""
     if cfg.data.source == "random":
-        return RandomTokenDataset(cfg.data.synthetic_train, tokenizer, model.num_image_token, image_size,
+        return RandomTokenDataset(cfg.data.synthetic_train, tokenizer, num_image_token, image_size,
                                   cfg.data.max_seq_length, cfg.data.random_sample_length, cfg.data.synthetic_seed,
                                   vary_length=cfg.data.packing)
     meta = synthetic_meta(cfg, image_size, info) if cfg.data.source == "synthetic" else cfg.data.meta_path
     cache = Path(cfg.logging.output_dir) / "cache"
-    return SupervisedDataset(meta, tokenizer, template_name=model.template, num_image_token=model.num_image_token,
+    return SupervisedDataset(meta, tokenizer, template_name=template, num_image_token=num_image_token,
                              image_size=image_size, max_length=cfg.data.max_seq_length, pad2square=cfg.data.pad2square,
                              cache_dir=cache, base_dir=cfg.data.base_dir if cfg.data.source == "meta" else None,
                              seed=cfg.seed)
@@ -164,7 +165,9 @@ def packed_epoch_steps(sampler: MixSampler, epoch: int, lengths, budget: int, ro
 
 
 def build_train_data(cfg: TrainConfig, tokenizer, model, info: DistInfo, dataset=None) -> TrainData:
-    dataset = dataset if dataset is not None else build_dataset(cfg, tokenizer, model, info)
+    if dataset is None:
+        dataset = build_dataset(cfg, tokenizer, info, image_size=model.config.image_size,
+                                num_image_token=model.num_image_token, template=model.template)
     accumulation = cfg.gradient_accumulation(info.world_size)
     per_device = cfg.batch.per_device_batch_size
     grouped = {}

@@ -1,8 +1,8 @@
 """Watching a run (rank 0 only): progress bar, metrics.jsonl, TensorBoard, and a loss-curve PNG.
 
-metrics.jsonl holds one JSON line per optimizer step. On resume the lines after
-the checkpoint's step are dropped first, so the file always describes the
-trajectory that the weights actually followed (no duplicated steps).
+metrics.jsonl holds one JSON line per logged optimizer step (every `logging.log_every` steps and the
+run's last). On resume the lines after the checkpoint's step are dropped first, so the file always
+describes the trajectory that the weights actually followed (no duplicated steps).
 """
 
 from __future__ import annotations
