@@ -146,7 +146,9 @@ def test_missing_file_is_one_line_exit_2_before_the_model(tmp_path, capsys, monk
     monkeypatch.setattr(cli.LazyModelGenerator, "__call__", no_model)
     root = _copy(layout, tmp_path)
     (root / remove).unlink()
-    assert cli.main(_eval_args(root, tmp_path, name)) == 2
+    from internvl_chat.cli import main as cli_main
+
+    assert cli_main(["eval", *_eval_args(root, tmp_path, name)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expect in err[0] and "docs/eval.md" in err[0], err
 

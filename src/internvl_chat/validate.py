@@ -19,15 +19,22 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer
 _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
 
 
-def _folder(path, what: str) -> Path:
+def _existing(path, what: str, folder: bool) -> Path:
+    """`path` given, present, and a folder (folder=True) or a file."""
     if path is None or str(path).strip() == "":
         raise UserError(f"no {what} given")
     p = Path(path)
     if not p.exists():
         raise UserError(f"{what} {p} does not exist")
-    if not p.is_dir():
+    if folder and not p.is_dir():
         raise UserError(f"{what} {p} is a file, not a folder")
+    if not folder and not p.is_file():
+        raise UserError(f"{what} {p} is a folder, not a file")
     return p
+
+
+def _folder(path, what: str) -> Path:
+    return _existing(path, what, folder=True)
 
 
 def read_json(path: Path, what: str):
@@ -143,14 +150,7 @@ def check_output_dir(path, what: str = "output folder") -> Path:
 
 
 def check_input_file(path, what: str) -> Path:
-    if path is None or str(path).strip() == "":
-        raise UserError(f"no {what} given")
-    p = Path(path)
-    if not p.exists():
-        raise UserError(f"{what} {p} does not exist")
-    if not p.is_file():
-        raise UserError(f"{what} {p} is a folder, not a file")
-    return p
+    return _existing(path, what, folder=False)
 
 
 def check_device(spec: str | None) -> str | None:

@@ -98,16 +98,6 @@ def _init_distributed(device: str, timeout_min: float = 180.0) -> tuple[DistInfo
     return info, str(info.device)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from .benchmarks import BenchmarkDataError
-
-    try:
-        return _main(argv)
-    except BenchmarkDataError as e:  # a user's data problem: one line, exit 2, no traceback
-        print(f"internvl-chat eval: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
-
-
 def _check_args(p: argparse.ArgumentParser, args) -> list[str]:
     """Every cheap check of the command line (p.error: one line, exit 2); the benchmark names."""
     for flag in ("benchmarks", "data_root", "out"):
@@ -160,7 +150,8 @@ def _report(args, runs, judge, names: list[str]) -> None:
     print(f"[eval] wrote {paths['json']}, {paths['md']}, {paths['png']}", file=sys.stderr)
 
 
-def _main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
+    """`internvl-chat eval`; bad data (BenchmarkDataError) is a user error of the CLI's contract (errors.py)."""
     p = _parser()
     args = p.parse_args(argv)
     if args.list:
