@@ -19,28 +19,8 @@ import torch.distributed as dist
 
 from ..constants import IGNORE_INDEX, IMG_CONTEXT_TOKEN, IMG_END_TOKEN, IMG_START_TOKEN
 from ..data import Collator, MixSampler, PackedBatchSampler, SupervisedDataset
-from ..data.packing import varlen_kwargs
 from .config import TrainConfig
 from .parallel import DistInfo
-
-
-MODEL_KEYS = ("input_ids", "labels", "attention_mask", "position_ids", "pixel_values", "image_flags")
-# Only used to select rows/positions: kept on the host, so the model's boolean selections on them
-# (supervised positions, images with flag 1) need no device-to-host sync per micro-batch.
-HOST_KEYS = ("labels", "image_flags")
-
-
-def model_inputs(batch: dict, device: torch.device) -> dict:
-    """The model's keyword arguments for one micro-batch, on `device` (HOST_KEYS stay on the host).
-
-    Copies are non-blocking (the loader pins host memory on GPU runs), and a packed
-    batch carries its flash-attention varlen offsets (`cu_seq_lens_*`, `max_length_*`):
-    without them flash-attention lets the samples of a row attend to each other.
-    """
-    inputs = {k: (batch[k].to(device, non_blocking=True) if batch.get(k) is not None and k not in HOST_KEYS
-                  else batch.get(k)) for k in MODEL_KEYS}
-    inputs.update(varlen_kwargs(batch, device))
-    return inputs
 
 
 class RandomTokenDataset(torch.utils.data.Dataset):
@@ -179,7 +159,7 @@ def build_train_data(cfg: TrainConfig, tokenizer, model, info: DistInfo, dataset
                          drop_last=True, **grouped)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     collator = Collator(pad_id, pack=cfg.data.packing, token_budget=cfg.data.max_seq_length if cfg.data.packing else None,
-                        mask="position_ids")
+                        mask="position_ids", image_size=model.config.image_size)
     lengths = None
     if cfg.data.packing:
         lengths = np.asarray(dataset.lengths(show_progress=info.is_main))

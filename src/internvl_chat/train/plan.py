@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # Light imports only at module level: bad arguments are answered before torch is imported.
 from .config import ConfigError, TrainConfig
@@ -152,7 +152,7 @@ def plan(cfg: TrainConfig, target: Target, *, images_per_row: int | None = None,
         with FakeTensorMode(allow_non_fake_inputs=True) as mode:
             model.to_empty(device="cpu")
             optimizer = build_optimizer(model, plan_cfg.optim)
-            fake_batch = {k: mode.from_tensor(v) for k, v in real_batch.items()}
+            fake_batch = replace(real_batch, inputs={k: mode.from_tensor(v) for k, v in real_batch.inputs.items()})
             say(f"one training step of {params_total / 1e9:.2f}B parameters on fake tensors "
                 f"({batch.rows} x {batch.seq_len} tokens, {batch.images} images)")
             memory = tracked_step(model, optimizer, fake_batch, world_size=target.world_size,
@@ -160,12 +160,11 @@ def plan(cfg: TrainConfig, target: Target, *, images_per_row: int | None = None,
                                   accumulating=accumulation > 1, fake=True, counts=counts, progress=say)
             say("checkpoint sizes")
             ckpt = dcp_bytes(model, optimizer)
-        supervised = counts[tuple(real_batch["labels"][:, 1:].shape)]
         fm = flop_model(model)
-        flops = fm.step_flops(batch.images, [batch.seq_len] * batch.rows, supervised)
+        flops = fm.step_flops(batch.images, [batch.seq_len] * batch.rows, real_batch.supervised)
     finally:
         dist.destroy_process_group()
-    return Plan(cfg, target, params_total, trainable, accumulation, batch, memory, ckpt, flops, fm, supervised,
+    return Plan(cfg, target, params_total, trainable, accumulation, batch, memory, ckpt, flops, fm, real_batch.supervised,
                 plan_cfg.parallel.dtype, largest, offloaded, time.perf_counter() - start, pm.note)
 
 

@@ -32,8 +32,7 @@ def measure(cfg, images_per_row: int | None = None, supervised_fraction: float =
     optimizer = build_optimizer(model, cfg.optim)
     pm = planned_model(cfg)
     batch = recipe_batch(cfg, pm, images_per_row, supervised_fraction).build(
-        pm.token_ids, pm.config.llm_config.vocab_size)
-    batch = {k: v.to(info.device) for k, v in batch.items()}
+        pm.token_ids, pm.config.llm_config.vocab_size).to(info.device)
     if info.device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
