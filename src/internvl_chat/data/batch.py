@@ -1,6 +1,7 @@
 """One collated micro-batch: the model's inputs, apart from the bookkeeping the trainer counts.
 
-`collate.pad_collate` and `packing.pack_collate` both build theirs with `collated`, so neither needs the other.
+`collate.pad_collate` (one sample per row) and `packing.pack_collate` (several) both lay their rows out
+with `collated`, so neither needs the other.
 """
 
 from __future__ import annotations
@@ -45,11 +46,31 @@ class Batch:
                                      else v for k, v in self.inputs.items()})
 
 
-def collated(good: list[dict], sample_index: torch.Tensor, **tokens) -> Batch:
-    """The Batch of `good` (in sample-id order) from its (B, N) token tensors. Images go in the same
-    order, the order the model fills `<IMG_CONTEXT>` positions in."""
-    images = {"pixel_values": torch.cat([it["pixel_values"] for it in good]),
-              "image_flags": torch.cat([it["image_flags"].view(-1) for it in good])}
-    return Batch({**tokens, **images}, sample_index, [int(it["input_ids"].numel()) for it in good],
-                 int((tokens["labels"][:, 1:] != IGNORE_INDEX).sum()), [it["id"] for it in good],
-                 [it["dataset"] for it in good])
+def collated(items: list[dict], rows: list[list[int]], pad_token_id: int) -> Batch:
+    """The Batch of `items` laid out in `rows` (positions into `items`), right-padded to the longest
+    row: pad id, label -100, sample id -1, position id 0. Position ids restart at 0 for every sample
+    and its first label is ignored, so no token learns "the next sample starts here" (alone in its
+    row, the shift drops that label anyway). Images go in sample-id order, the order the model fills
+    `<IMG_CONTEXT>` positions in."""
+    n = max(sum(int(items[i]["input_ids"].numel()) for i in row) for row in rows)
+    input_ids = torch.full((len(rows), n), pad_token_id, dtype=torch.long)
+    labels = torch.full((len(rows), n), IGNORE_INDEX, dtype=torch.long)
+    position_ids = torch.zeros((len(rows), n), dtype=torch.long)
+    sample_index = torch.full((len(rows), n), -1, dtype=torch.long)
+    order = []
+    for r, row in enumerate(rows):
+        at = 0
+        for i in row:
+            it, k = items[i], int(items[i]["input_ids"].numel())
+            input_ids[r, at:at + k], labels[r, at:at + k] = it["input_ids"], it["labels"]
+            labels[r, at] = IGNORE_INDEX
+            position_ids[r, at:at + k] = torch.arange(k)
+            sample_index[r, at:at + k] = len(order)
+            order.append(it)
+            at += k
+    inputs = {"input_ids": input_ids, "labels": labels, "position_ids": position_ids,
+              "pixel_values": torch.cat([it["pixel_values"] for it in order]),
+              "image_flags": torch.cat([it["image_flags"].view(-1) for it in order])}
+    return Batch(inputs, sample_index, [int(it["input_ids"].numel()) for it in order],
+                 int((labels[:, 1:] != IGNORE_INDEX).sum()), [it["id"] for it in order],
+                 [it["dataset"] for it in order])

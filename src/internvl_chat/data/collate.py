@@ -17,36 +17,19 @@ from .packing import pack_collate
 
 
 def pad_collate(items: list[dict], pad_token_id: int) -> Batch:
-    """Right-pad to the longest sequence: pad id, label -100, attention 0; position ids 0..len-1."""
-    n = max(int(it["input_ids"].numel()) for it in items)
-    b = len(items)
-    input_ids = torch.full((b, n), pad_token_id, dtype=torch.long)
-    labels = torch.full((b, n), IGNORE_INDEX, dtype=torch.long)
-    attention_mask = torch.zeros((b, n), dtype=torch.long)
-    position_ids = torch.zeros((b, n), dtype=torch.long)
-    sample_index = torch.full((b, n), -1, dtype=torch.long)
-    for row, it in enumerate(items):
-        k = int(it["input_ids"].numel())
-        input_ids[row, :k], labels[row, :k] = it["input_ids"], it["labels"]
-        attention_mask[row, :k] = 1
-        position_ids[row, :k] = torch.arange(k)
-        sample_index[row, :k] = row
-    return collated(items, sample_index, input_ids=input_ids, labels=labels, attention_mask=attention_mask,
-                    position_ids=position_ids)
+    """One sample per row, right-padded to the longest: pad id, label -100, attention 0, position id 0."""
+    batch = collated(items, [[i] for i in range(len(items))], pad_token_id)
+    batch.inputs["attention_mask"] = (batch.sample_index >= 0).long()
+    return batch
 
 
 def split_rejects(items: list) -> tuple[list[dict], list[RejectedSample], list[RejectedSample]]:
     """(usable items, rejected records, records of kept-but-truncated samples)."""
-    good, rejects, truncated = [], [], []
-    for it in items:
-        if isinstance(it, RejectedSample):
-            rejects.append(it)
-            continue
-        good.append(it)
-        if it.get("truncated"):
-            truncated.append(RejectedSample(it["dataset"], it["id"], None, "truncated",
-                                            f"truncated: {it['truncated']} tokens beyond max_length cut off"))
-    return good, rejects, truncated
+    good = [it for it in items if not isinstance(it, RejectedSample)]
+    truncated = [RejectedSample(it["dataset"], it["id"], None, "truncated",
+                                f"truncated: {it['truncated']} tokens beyond max_length cut off")
+                 for it in good if it.get("truncated")]
+    return good, [it for it in items if isinstance(it, RejectedSample)], truncated
 
 
 def all_rejected(pad_token_id: int, image_size: int) -> Batch:

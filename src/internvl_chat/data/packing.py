@@ -81,34 +81,18 @@ def pack_collate(items: list[dict], pad_token_id: int, token_budget: int, mask: 
     """Pack items next-fit into rows of <= token_budget tokens, padded to the longest row."""
     if mask not in MASK_FORMATS:
         raise ValueError(f"mask must be one of {MASK_FORMATS}, got {mask!r}")
-    packs = greedy_packs([it["input_ids"].numel() for it in items], token_budget)
-    n = max(sum(int(items[i]["input_ids"].numel()) for i in p) for p in packs)
-    b = len(packs)
-    input_ids = torch.full((b, n), pad_token_id, dtype=torch.long)
-    labels = torch.full((b, n), IGNORE_INDEX, dtype=torch.long)
-    position_ids = torch.zeros((b, n), dtype=torch.long)
-    sample_index = torch.full((b, n), -1, dtype=torch.long)
-    order = []  # samples in flattened order: their images go to the model in this order
-    for row, pack in enumerate(packs):
-        at = 0
-        for i in pack:
-            it, k = items[i], int(items[i]["input_ids"].numel())
-            input_ids[row, at:at + k], labels[row, at:at + k] = it["input_ids"], it["labels"]
-            labels[row, at] = IGNORE_INDEX  # never learn "next sample starts here"
-            position_ids[row, at:at + k] = torch.arange(k)
-            sample_index[row, at:at + k] = len(order)
-            order.append(it)
-            at += k
-        position_ids[row, at:] = torch.arange(n - at)  # padding: a run of its own
-    attention_mask = None if mask == "position_ids" else block_causal_mask(sample_index)
+    batch = collated(items, greedy_packs([it["input_ids"].numel() for it in items], token_budget), pad_token_id)
+    idx, inputs = batch.sample_index, batch.inputs
+    for row, used in enumerate((idx >= 0).sum(dim=1).tolist()):  # padding: a run of its own
+        inputs["position_ids"][row, used:] = torch.arange(idx.shape[1] - used)
+    inputs["attention_mask"] = None if mask == "position_ids" else block_causal_mask(idx)
     if mask == "4d_additive":
-        attention_mask = additive_mask(attention_mask)
+        inputs["attention_mask"] = additive_mask(inputs["attention_mask"])
     # The max length is a Python int computed here, so passing it costs no device sync.
-    cu = cu_seqlens(sample_index)
+    cu = cu_seqlens(idx)
     longest = int((cu[1:] - cu[:-1]).max())
-    return collated(order, sample_index, input_ids=input_ids, labels=labels, position_ids=position_ids,
-                    attention_mask=attention_mask, cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=longest,
-                    max_length_k=longest)
+    inputs.update(cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=longest, max_length_k=longest)
+    return batch
 
 
 def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor, sample_index: torch.Tensor) -> torch.Tensor:
