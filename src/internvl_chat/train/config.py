@@ -249,19 +249,20 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
     return cfg
 
 
+def read_yaml(path: Path, error: type[Exception] = ConfigError, what: str = "config file") -> Any:
+    """A YAML file's content ({} when empty); `error` names the file when it is absent or not YAML.
+    The demo's config reads its file with it too."""
+    if not path.is_file():
+        raise error(f"{what} not found: {path}")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise error(f"{path}: not valid YAML: {e}") from None
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
     """YAML file (or None for all defaults) + overrides -> a validated TrainConfig."""
-    if path is None:
-        cfg = TrainConfig()
-    else:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
-        cfg = config_from_dict(data, str(path))
+    cfg = TrainConfig() if path is None else config_from_dict(read_yaml(Path(path)), str(path))
     apply_overrides(cfg, overrides or [])
     validate(cfg)
     return cfg

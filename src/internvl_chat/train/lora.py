@@ -20,10 +20,9 @@ def _freeze(module: nn.Module) -> None:
         p.requires_grad_(False)
 
 
-def vit_layers(model) -> nn.ModuleList:
-    vision = model.vision_model
-    base = vision.get_base_model() if hasattr(vision, "get_base_model") else vision
-    return base.encoder.layers
+def unwrapped(module: nn.Module) -> nn.Module:
+    """The module inside a PEFT (LoRA) wrapper, or the module itself."""
+    return module.get_base_model() if hasattr(module, "get_base_model") else module
 
 
 def apply_tuning(model, tune: TuneConfig) -> None:
@@ -48,7 +47,7 @@ def apply_tuning(model, tune: TuneConfig) -> None:
     if tune.freeze_mlp:
         _freeze(model.mlp1)
     if tune.unfreeze_vit_layers:
-        for layer in vit_layers(model)[tune.unfreeze_vit_layers:]:
+        for layer in unwrapped(model.vision_model).encoder.layers[tune.unfreeze_vit_layers:]:
             for name, p in layer.named_parameters():
                 # With backbone LoRA the base weights stay frozen; only plain layers are unfrozen.
                 if "base_layer" not in name:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from unittest import mock
 
 import torch
 from torch.distributed._tools.fsdp2_mem_tracker import FSDPMemTracker
@@ -120,33 +121,21 @@ class _KnownCounts(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
-@contextlib.contextmanager
 def _separate_propagation_mode():
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.distributed.tensor import _sharding_prop
 
     own = FakeTensorMode()
-    saved = _sharding_prop.detect_fake_mode
-    _sharding_prop.detect_fake_mode = lambda *a, **k: own
-    try:
-        yield
-    finally:
-        _sharding_prop.detect_fake_mode = saved
+    return mock.patch.object(_sharding_prop, "detect_fake_mode", lambda *a, **k: own)
 
 
-@contextlib.contextmanager
 def _one_sample_per_row():
     """transformers looks for packed sequences in the position ids and, on fake tensors, cannot read them,
     so it assumes packing and builds an explicit (rows, 1, T, T) mask, which sends SDPA to its math kernel.
     The planned rows hold one sample each; on real tensors the lookup returns None for them, as here."""
     from transformers import masking_utils
 
-    saved = masking_utils.find_packed_sequence_indices
-    masking_utils.find_packed_sequence_indices = lambda position_ids: None
-    try:
-        yield
-    finally:
-        masking_utils.find_packed_sequence_indices = saved
+    return mock.patch.object(masking_utils, "find_packed_sequence_indices", lambda position_ids: None)
 
 
 @dataclass
