@@ -61,11 +61,6 @@ def block_causal_mask(sample_index: torch.Tensor) -> torch.Tensor:
     return ((same & causal) | eye).unsqueeze(1)
 
 
-def additive_mask(mask: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Bool mask -> 0 / most-negative float, for eager attention (which adds the mask to the scores)."""
-    return torch.zeros(mask.shape, dtype=dtype).masked_fill_(~mask, torch.finfo(dtype).min)
-
-
 def cu_seqlens(sample_index: torch.Tensor) -> torch.Tensor:
     """Cumulative sequence lengths of the flattened batch, for varlen flash attention (pads count as one run per row)."""
     flat = sample_index.reshape(-1)
@@ -85,9 +80,10 @@ def pack_collate(items: list[dict], pad_token_id: int, token_budget: int, mask: 
     idx, inputs = batch.sample_index, batch.inputs
     for row, used in enumerate((idx >= 0).sum(dim=1).tolist()):  # padding: a run of its own
         inputs["position_ids"][row, used:] = torch.arange(idx.shape[1] - used)
-    inputs["attention_mask"] = None if mask == "position_ids" else block_causal_mask(idx)
-    if mask == "4d_additive":
-        inputs["attention_mask"] = additive_mask(inputs["attention_mask"])
+    allowed = None if mask == "position_ids" else block_causal_mask(idx)
+    if mask == "4d_additive":  # eager attention adds the mask to the scores: 0 / most-negative float
+        allowed = torch.zeros(allowed.shape).masked_fill_(~allowed, torch.finfo(torch.float32).min)
+    inputs["attention_mask"] = allowed
     # The max length is a Python int computed here, so passing it costs no device sync.
     cu = cu_seqlens(idx)
     longest = int((cu[1:] - cu[:-1]).max())

@@ -165,9 +165,6 @@ class TrainConfig:
                 f"per_device_batch_size={self.batch.per_device_batch_size} x world_size={world_size}")
         return self.batch.global_batch_size // per_step
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 SECTIONS = [f.name for f in dataclasses.fields(TrainConfig) if dataclasses.is_dataclass(f.default_factory)]
 

@@ -10,6 +10,7 @@ over ranks so that no rank waits in a collective for another that ran dry.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,18 +74,16 @@ class TrainData:
     per_device: int
     accumulation: int
     steps_per_epoch: int
-    packing: bool
     num_workers: int
-    lengths: np.ndarray | None = None
-    budget: int = 0
+    lengths: np.ndarray | None = None  # token lengths of the samples, when packing
     device: torch.device = torch.device("cpu")  # the process group's device (collectives)
 
     def epoch_steps(self, epoch: int) -> int:
         """Optimizer steps in `epoch` (collective when packing: the minimum over ranks)."""
-        if not self.packing:
+        if not self.collator.pack:
             return self.steps_per_epoch
-        return packed_epoch_steps(self.sampler, epoch, self.lengths, self.budget, self.per_device, self.accumulation,
-                                  self.device)
+        return packed_epoch_steps(self.sampler, epoch, self.lengths, self.collator.token_budget, self.per_device,
+                                  self.accumulation, self.device)
 
     def loader(self) -> torch.utils.data.DataLoader:
         """A loader over the rest of the sampler's current epoch, yielding micro-batches."""
@@ -96,7 +95,7 @@ class TrainData:
         kw = dict(collate_fn=self.collator, num_workers=self.num_workers, generator=torch.Generator().manual_seed(seed),
                   persistent_workers=False, prefetch_factor=2 if self.num_workers else None,
                   pin_memory=self.device.type == "cuda")  # pinned pages: the copy to the GPU can be non-blocking
-        if self.packing:
+        if self.collator.pack:
             batches = PackedBatchSampler(self.sampler, self.lengths, self.collator.token_budget, self.per_device)
             return torch.utils.data.DataLoader(self.dataset, batch_sampler=batches, **kw)
         return torch.utils.data.DataLoader(self.dataset, batch_size=self.per_device, sampler=self.sampler,
@@ -135,8 +134,7 @@ def packed_epoch_steps(sampler: MixSampler, epoch: int, lengths, budget: int, ro
                        device: torch.device | str = "cpu") -> int:
     """Optimizer steps of `epoch` packed, the minimum over ranks. `device` is the process group's device:
     NCCL only reduces CUDA tensors."""
-    probe = MixSampler(sampler.num_samples, seed=sampler.seed, rank=sampler.rank, world_size=sampler.world_size,
-                       shuffle=sampler.shuffle, drop_last=sampler.drop_last)
+    probe = copy.copy(sampler)  # the same order, without moving the trainer's sampler
     probe.set_epoch(epoch)
     micro = sum(1 for _ in PackedBatchSampler(probe.rank_order(), lengths, budget, rows))
     steps = torch.tensor(micro // accumulation, device=device)
@@ -171,5 +169,5 @@ def build_train_data(cfg: TrainConfig, tokenizer, model, info: DistInfo, dataset
     if steps < 1:
         raise ValueError(f"the data set has {len(dataset)} samples, fewer than one global batch "
                          f"({cfg.batch.global_batch_size} samples); add data or lower batch.global_batch_size")
-    return TrainData(dataset, sampler, collator, per_device, accumulation, steps, cfg.data.packing,
-                     cfg.data.num_workers, lengths, cfg.data.max_seq_length, info.device)
+    return TrainData(dataset, sampler, collator, per_device, accumulation, steps, cfg.data.num_workers, lengths,
+                     info.device)

@@ -118,17 +118,16 @@ def train(cfg: TrainConfig, dataset=None) -> TrainResult:
         torch.set_num_threads(cfg.parallel.num_threads)
     owns_group = not dist.is_initialized()  # leave a caller's process group alone
     info = init_distributed(cfg.parallel.backend)
-    ok = False
     try:
         run = _Run(cfg, info, dataset)  # builds and resumes
         result = run.finish(*run.loop())
-        ok = True
-        return result
-    finally:
-        if owns_group and ok:
-            shutdown_distributed()
-        elif owns_group and dist.is_initialized():
-            dist.destroy_process_group()
+    except BaseException:
+        if owns_group and dist.is_initialized():
+            dist.destroy_process_group()  # no barrier: the other ranks may be gone
+        raise
+    if owns_group:
+        shutdown_distributed()
+    return result
 
 
 @dataclass
@@ -204,7 +203,7 @@ class _Run:
         state = self.state
         trainer_state = {"step": state.step, "total_steps": self.total, "world_size": self.info.world_size,
                          "loop": asdict(state), "scheduler": self.scheduler.state_dict(), "reason": reason,
-                         "config": self.cfg.to_dict()}
+                         "config": asdict(self.cfg)}
         rank_state = {"consumed": state.consumed, "sampler": self.data.sampler.state_dict(consumed=state.consumed),
                       "rng": rng_state()}
         result = save_checkpoint(self.ckpt_root, state.step, self.model, self.optimizer, trainer_state, rank_state,

@@ -10,6 +10,7 @@ it also records torch.cuda.max_memory_allocated() for the tracked step.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -38,7 +39,7 @@ def measure(cfg, images_per_row: int | None = None, supervised_fraction: float =
         torch.cuda.reset_peak_memory_stats()
     memory = tracked_step(model, optimizer, batch, world_size=info.world_size, max_grad_norm=cfg.optim.max_grad_norm,
                           tune=cfg.tune, accumulating=cfg.gradient_accumulation(info.world_size) > 1)
-    out = memory.to_dict()
+    out = dataclasses.asdict(memory)
     if info.device.type == "cuda":
         out["cuda_max_allocated_bytes"] = int(torch.cuda.max_memory_allocated())
     out["dcp_bytes"] = dcp_bytes(model, optimizer)

@@ -153,9 +153,6 @@ class StepMemory:
     host_resident_peak_bytes: int  # the device peak if the sharded states lived in host memory (CPU offload)
     at_peak: dict = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
 
 def _by_name(snapshot: dict) -> dict[str, int]:
     out: dict[str, int] = {}
