@@ -80,9 +80,3 @@ class RejectLog:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

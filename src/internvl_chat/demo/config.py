@@ -8,7 +8,6 @@ stage's training config (e.g. `stage1.max_steps=2`).
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,15 +86,14 @@ def _set(cfg: DemoConfig, section: str, key: str, value, where: str, raw: str | 
         getattr(cfg, section).overrides.append(f"{key}={text}")
         return
     sec = getattr(cfg, section)
-    names = {f.name: f for f in dataclasses.fields(sec)}
-    if key not in names:
-        raise DemoConfigError(f"{where}: unknown key {section}.{key}; valid keys: {', '.join(names)}")
-    default = getattr(sec, key)
+    hints = typing.get_type_hints(type(sec))
+    if key not in hints:
+        raise DemoConfigError(f"{where}: unknown key {section}.{key}; valid keys: {', '.join(hints)}")
     try:  # strict: the YAML value must already have the field's type
-        value = coerce(value, typing.get_type_hints(type(sec))[key], strict=True)
+        setattr(sec, key, coerce(value, hints[key], strict=True))
     except OverrideTypeError:
-        raise DemoConfigError(f"{where}: {section}.{key} must be a {type(default).__name__}, got {value!r}") from None
-    setattr(sec, key, value)
+        raise DemoConfigError(f"{where}: {section}.{key} must be a {type(getattr(sec, key)).__name__}, "
+                              f"got {value!r}") from None
 
 
 def load_demo_config(path: str | Path | None = None, overrides: list[str] | None = None) -> DemoConfig:

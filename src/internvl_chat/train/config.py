@@ -169,11 +169,6 @@ class TrainConfig:
 SECTIONS = [f.name for f in dataclasses.fields(TrainConfig) if dataclasses.is_dataclass(f.default_factory)]
 
 
-def _section_types() -> dict[str, type]:
-    hints = typing.get_type_hints(TrainConfig)
-    return {name: hints[name] for name in SECTIONS}
-
-
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     """Convert a YAML-parsed value to a field's declared type (lenient: command-line spellings), or raise
     naming `where`."""
@@ -202,7 +197,8 @@ def _resolve_key(key: str, where: str) -> tuple[str | None, str]:
         return section, sub
     if key == "seed":
         return None, key
-    owners = [s for s, t in _section_types().items() if key in typing.get_type_hints(t)]
+    section_types = typing.get_type_hints(TrainConfig)
+    owners = [s for s in SECTIONS if key in typing.get_type_hints(section_types[s])]
     if not owners:
         raise ConfigError(f"{where}: unknown key {key!r} (not a field of any section: {', '.join(SECTIONS)})")
     if len(owners) > 1:
