@@ -41,7 +41,7 @@ def dataset_samples(cfg: TrainConfig) -> int | None:
         return 4 * d.synthetic_train
     if d.source == "random":
         return d.synthetic_train
-    from ..data.formats import load_meta
+    from ..data.formats import load_meta, repeat_indices
 
     total = 0
     for spec in load_meta(d.meta_path, d.base_dir):
@@ -51,7 +51,7 @@ def dataset_samples(cfg: TrainConfig) -> int | None:
                 return None
             with open(spec.annotation, "rb") as f:
                 n = sum(1 for line in f if line.strip())
-        total += int(n * spec.repeat_time) if spec.repeat_time < 1 else n * int(spec.repeat_time)
+        total += len(repeat_indices(n, spec.repeat_time))
     return total
 
 
@@ -119,7 +119,7 @@ def to_json(plan, cost: dict, suggestion: str | None, alternatives: list[dict]) 
         },
         "micro_batch": {"rows": plan.batch.rows, "seq_len": plan.batch.seq_len, "images": plan.batch.images,
                         "supervised_tokens": plan.supervised_tokens},
-        **{k: v for k, v in cost.items()},
+        **cost,
         "suggestion": suggestion, "alternatives": alternatives, "note": plan.note, "plan_seconds": plan.seconds,
     }
 
