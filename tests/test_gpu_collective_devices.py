@@ -12,7 +12,7 @@ from internvl_chat.data import MixSampler
 from internvl_chat.model.tokenizer import build_tiny_tokenizer
 from internvl_chat.train import load_config
 from internvl_chat.train.data import RandomTokenDataset, build_train_data, packed_epoch_steps
-from internvl_chat.train.parallel import DistInfo
+from internvl_chat.runtime import DistInfo
 
 GROUP_DEVICE = torch.device("meta")
 

@@ -17,7 +17,8 @@ from internvl_chat.train.gc_control import ManualGC
 from internvl_chat.train import model_setup, parallel
 from internvl_chat.train.model_setup import build_sharded_model
 from internvl_chat.train.optim import use_fused
-from internvl_chat.train.parallel import extra_groups, init_distributed
+from internvl_chat.runtime import init_distributed
+from internvl_chat.train.parallel import extra_groups
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ import torch.distributed as dist
 
 from ..constants import IGNORE_INDEX, IMG_CONTEXT_TOKEN, IMG_END_TOKEN, IMG_START_TOKEN
 from ..data import Collator, MixSampler, PackedBatchSampler, SupervisedDataset
+from ..runtime import DistInfo
 from .config import TrainConfig
-from .parallel import DistInfo
 
 
 class RandomTokenDataset(torch.utils.data.Dataset):
@@ -81,7 +81,7 @@ class TrainData:
     def epoch_steps(self, epoch: int) -> int:
         """Optimizer steps in `epoch` (collective when packing: the minimum over ranks)."""
         if not self.collator.pack:
-            return self.steps_per_epoch
+            return self.sampler.per_rank() // (self.per_device * self.accumulation)
         return packed_epoch_steps(self.sampler, epoch, self.lengths, self.collator.token_budget, self.per_device,
                                   self.accumulation, self.device)
 
@@ -158,16 +158,11 @@ def build_train_data(cfg: TrainConfig, tokenizer, model, info: DistInfo, dataset
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     collator = Collator(pad_id, pack=cfg.data.packing, token_budget=cfg.data.max_seq_length if cfg.data.packing else None,
                         mask="position_ids", image_size=model.config.image_size)
-    lengths = None
-    if cfg.data.packing:
-        lengths = np.asarray(dataset.lengths(show_progress=info.is_main))
-        # Packed micro-batches per rank differ; every rank must stop at the same step.
-        steps = packed_epoch_steps(sampler, 0, lengths, cfg.data.max_seq_length, per_device, accumulation,
-                                   info.device)
-    else:
-        steps = sampler.per_rank() // (per_device * accumulation)
-    if steps < 1:
+    lengths = np.asarray(dataset.lengths(show_progress=info.is_main)) if cfg.data.packing else None
+    data = TrainData(dataset, sampler, collator, per_device, accumulation, 0, cfg.data.num_workers, lengths,
+                     info.device)
+    data.steps_per_epoch = data.epoch_steps(0)  # packed micro-batches per rank differ: every rank stops together
+    if data.steps_per_epoch < 1:
         raise ValueError(f"the data set has {len(dataset)} samples, fewer than one global batch "
                          f"({cfg.batch.global_batch_size} samples); add data or lower batch.global_batch_size")
-    return TrainData(dataset, sampler, collator, per_device, accumulation, steps, cfg.data.num_workers, lengths,
-                     info.device)
+    return data

@@ -33,6 +33,7 @@ import torch.distributed as dist
 from ..data import Batch, RejectLog
 from ..data.rejects import TooManyRejects
 from ..errors import UserError
+from ..runtime import DistInfo, init_distributed, shutdown_distributed
 from .checkpoint import export_pretrained, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .data import build_train_data
@@ -42,7 +43,7 @@ from .lora import count_parameters, set_frozen_eval
 from .model_setup import build_sharded_model
 from .monitor import Monitor, plot_loss_curve
 from .optim import build_optimizer, build_scheduler
-from .parallel import DistInfo, init_distributed, param_dtype, shutdown_distributed
+from .parallel import param_dtype
 
 
 @dataclass

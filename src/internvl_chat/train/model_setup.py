@@ -14,9 +14,10 @@ import torch.distributed as dist
 from ..constants import IMG_CONTEXT_TOKEN
 from ..model import InternVLChatConfig, InternVLChatModel, compose_from_parts
 from ..model.modeling import resolve_attn_implementation
+from ..runtime import DistInfo
 from .config import TrainConfig
 from .lora import apply_tuning
-from .parallel import DistInfo, enable_activation_checkpointing, materialise_from_rank0, param_dtype, shard_model
+from .parallel import enable_activation_checkpointing, materialise_from_rank0, param_dtype, shard_model
 
 
 def load_tokenizer(cfg: TrainConfig):

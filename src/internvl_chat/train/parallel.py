@@ -20,9 +20,7 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, fully_shard
 
-# DistInfo, init_distributed and shutdown_distributed live in runtime.py (shared with eval); re-exported
-# here for the trainer, plan and tests.
-from ..runtime import DistInfo, dtype_choices, init_distributed, shutdown_distributed, torch_dtype  # noqa: F401
+from ..runtime import DistInfo, dtype_choices, torch_dtype
 from .config import ParallelConfig
 from .lora import unwrapped
 

@@ -124,7 +124,7 @@ def plan(cfg: TrainConfig, target: Target, *, images_per_row: int | None = None,
     from .flops import flop_model
     from .model_setup import build_skeleton
     from .optim import build_optimizer
-    from .parallel import DistInfo
+    from ..runtime import DistInfo
     from .plan_model import planned_model
     from .plan_step import dcp_bytes, known_counts, tracked_step
 

@@ -22,7 +22,7 @@ def measure(cfg, images_per_row: int | None = None, supervised_fraction: float =
     """This rank's measured memory for one step (collective: every rank calls it)."""
     from .model_setup import build_sharded_model
     from .optim import build_optimizer
-    from .parallel import init_distributed
+    from ..runtime import init_distributed
     from .plan import recipe_batch
     from .plan_model import planned_model
     from .plan_step import dcp_bytes, tracked_step
@@ -48,7 +48,7 @@ def measure(cfg, images_per_row: int | None = None, supervised_fraction: float =
 
 def main(argv: list[str] | None = None) -> int:
     from .config import load_config
-    from .parallel import shutdown_distributed
+    from ..runtime import shutdown_distributed
 
     p = argparse.ArgumentParser(prog="python -m internvl_chat.train.plan_check")
     p.add_argument("config")
