@@ -132,6 +132,7 @@ def train(cfg: TrainConfig, dataset=None) -> TrainResult:
     try:
         run = _Run(cfg, info, dataset)  # builds and resumes
         result = run.finish(*run.loop())
+        del run  # model, optimizer and loader go before the process group does
         ok = True
         return result
     finally:
