@@ -5,6 +5,8 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# A subprocess that dies on a fatal signal (e.g. SIGABRT at exit) prints every thread's Python stack.
+os.environ.setdefault("PYTHONFAULTHANDLER", "1")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 

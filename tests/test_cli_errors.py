@@ -349,6 +349,27 @@ def test_torchrun_reports_a_config_error_once(tmp_path):
     assert "exitcode  : 2" in done.stderr
 
 
+def test_a_mistake_only_a_peer_rank_sees_is_still_reported(monkeypatch, capsys):
+    """Rank 0 reports at once; another rank waits (for rank 0 to say the shared mistake and torchrun to stop
+    it), then says its own, tagged with its rank, so a mistake no other rank sees is never silent."""
+    from internvl_chat import errors
+
+    waited = []
+    monkeypatch.setattr(errors.time, "sleep", waited.append)
+
+    def fail(argv):
+        raise errors.UserError("shard 3 of the data is missing")
+
+    monkeypatch.setenv("RANK", "0")
+    assert errors.run_command(fail, [], "internvl-chat train") == errors.EXIT_USER
+    assert capsys.readouterr().err == "internvl-chat train: error: shard 3 of the data is missing\n"
+    assert waited == []
+    monkeypatch.setenv("RANK", "3")
+    assert errors.run_command(fail, [], "internvl-chat train") == errors.EXIT_USER
+    assert capsys.readouterr().err == "internvl-chat train: error (rank 3): shard 3 of the data is missing\n"
+    assert waited == [errors.PEER_REPORT_WAIT_S] and errors.PEER_REPORT_WAIT_S >= 5
+
+
 OTHER_CASES = [
     (["init", "--output", "{file}"], "is an existing file"),
     (["init", "--output", "{model}"], "already holds a model"),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 import traceback
 from typing import Callable
 
@@ -61,11 +62,20 @@ def one_line(message: object) -> str:
     return text or type(message).__name__
 
 
+# Under torchrun every rank usually finds the same mistake and rank 0 says it once. A peer that got there
+# first waits this long before saying it itself: time for rank 0 to report and for torchrun (which stops
+# the others as soon as one rank exits) to stop this one. A mistake only this rank sees is still said.
+PEER_REPORT_WAIT_S = 10.0
+
+
 def report_user_error(prog: str, exc: BaseException) -> None:
     if debug_enabled():
         traceback.print_exception(exc)
     if is_rank0():
         print(f"{prog}: error: {one_line(exc)}", file=sys.stderr, flush=True)
+        return
+    time.sleep(PEER_REPORT_WAIT_S)
+    print(f"{prog}: error (rank {os.environ['RANK']}): {one_line(exc)}", file=sys.stderr, flush=True)
 
 
 def _argparse_error(self: argparse.ArgumentParser, message: str):

@@ -6,6 +6,7 @@ paying for torch; torch is imported when a dtype is resolved or a process group 
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -92,6 +93,10 @@ def shutdown_distributed() -> None:
     import torch.distributed as dist
 
     if dist.is_initialized():
-        # Without this barrier gloo ranks sometimes SIGABRT at exit (environment.md section 3.1).
+        # Tear down while the interpreter is fully alive: FSDP state caught in reference cycles would
+        # otherwise be freed during interpreter finalization, where a gloo thread releasing a tensor
+        # aborts the process ("terminate called without an active exception", SIGABRT) after the work
+        # is done. The barrier keeps ranks from leaving while a peer still talks to them (environment.md 3.1).
+        gc.collect()
         dist.barrier()
         dist.destroy_process_group()

@@ -122,6 +122,7 @@ def train(cfg: TrainConfig, dataset=None) -> TrainResult:
     try:
         run = _Run(cfg, info, dataset)  # builds and resumes
         result = run.finish(*run.loop())
+        del run  # model, optimizer and loader go before the process group does
     except BaseException:
         if owns_group and dist.is_initialized():
             dist.destroy_process_group()  # no barrier: the other ranks may be gone
