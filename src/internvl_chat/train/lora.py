@@ -75,14 +75,11 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
 def merge_lora(model) -> bool:
     """Fold LoRA adapters into the base weights in place; returns whether there was anything to merge."""
     merged = False
-    if hasattr(model.vision_model, "merge_and_unload"):
-        model.vision_model = model.vision_model.merge_and_unload()
-        model.config.use_backbone_lora = 0
-        merged = True
-    if hasattr(model.language_model, "merge_and_unload"):
-        model.language_model = model.language_model.merge_and_unload()
-        model.config.use_llm_lora = 0
-        merged = True
+    for tower, flag in (("vision_model", "use_backbone_lora"), ("language_model", "use_llm_lora")):
+        if hasattr(getattr(model, tower), "merge_and_unload"):  # a PEFT wrapper
+            setattr(model, tower, getattr(model, tower).merge_and_unload())
+            setattr(model.config, flag, 0)
+            merged = True
     return merged
 
 

@@ -55,13 +55,6 @@ def dataset_samples(cfg: TrainConfig) -> int | None:
     return total
 
 
-def steps_per_epoch(samples: int | None, world: int, per_device: int, accumulation: int) -> int | None:
-    """As train/data.py counts them for padded batches: each rank's share (drop_last) in whole steps."""
-    if samples is None:
-        return None
-    return (samples // world) // (per_device * accumulation)
-
-
 def costs(plan, samples: int | None, mean_tokens: int | None = None) -> dict:
     """Per-step and per-epoch figures of a Plan (see plan.py)."""
     t, cfg, b = plan.target, plan.cfg, plan.batch
@@ -74,8 +67,8 @@ def costs(plan, samples: int | None, mean_tokens: int | None = None) -> dict:
         lengths = [tokens_per_row] * b.rows
     micro = plan.flop_model.step_flops(b.images, lengths, plan.supervised_tokens * sum(lengths) / (b.seq_len * b.rows))
     flops_step = micro * acc * world
-    if not cfg.data.packing:
-        steps = steps_per_epoch(samples, world, b.rows, acc)
+    if not cfg.data.packing:  # as the trainer counts padded steps: each rank's share (drop_last), whole steps
+        steps = None if samples is None else (samples // world) // (b.rows * acc)
     elif samples is not None and mean_tokens:  # a packed row holds about seq_len / mean_tokens samples
         steps = int(samples * mean_tokens / (b.seq_len * b.rows * acc * world))
     else:
