@@ -55,8 +55,7 @@ class Plan:
     batch: object  # plan_step.PlanBatch
     memory: object  # plan_step.StepMemory
     dcp_bytes_per_rank: int
-    flops_per_micro_batch: float
-    flop_model: object = None  # flops.FlopModel of the planned model
+    flop_model: object = None  # flops.FlopModel of the planned model (plan_report.costs counts with it)
     supervised_tokens: int = 0  # in the planned micro-batch
     plan_cfg_dtype: str = "bf16"  # parameter dtype FSDP computes in on the target
     largest_param_numel: int = 0  # the export gathers one parameter at a time
@@ -161,10 +160,9 @@ def plan(cfg: TrainConfig, target: Target, *, images_per_row: int | None = None,
             say("checkpoint sizes")
             ckpt = dcp_bytes(model, optimizer)
         fm = flop_model(model)
-        flops = fm.step_flops(batch.images, [batch.seq_len] * batch.rows, real_batch.supervised)
     finally:
         dist.destroy_process_group()
-    return Plan(cfg, target, params_total, trainable, accumulation, batch, memory, ckpt, flops, fm, real_batch.supervised,
+    return Plan(cfg, target, params_total, trainable, accumulation, batch, memory, ckpt, fm, real_batch.supervised,
                 plan_cfg.parallel.dtype, largest, offloaded, time.perf_counter() - start, pm.note)
 
 
