@@ -158,3 +158,22 @@ def test_packed_batch_sampler_matches_collator(tok, synth_dataset):
     for b in batches[:-1]:
         out = Collator(tok.pad_token_id, pack=True, token_budget=budget)([synth_dataset[i] for i in b])
         assert out.inputs["input_ids"].shape[0] == 2 and out.inputs["input_ids"].shape[1] <= budget
+
+
+def test_the_loader_pins_the_inputs_of_a_batch(monkeypatch, tok):
+    """DataLoader(pin_memory=True) pins an object through its own pin_memory method and passes any other
+    object through unpinned: the Batch pins its inputs, so copies to the GPU stay asynchronous."""
+    from torch.utils.data._utils.pin_memory import pin_memory
+
+    from internvl_chat.data import Batch
+
+    pinned = []
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self, *a, **k: pinned.append(self) or self.clone())
+    for collate in (Collator(tok.pad_token_id), Collator(tok.pad_token_id, pack=True, token_budget=10_000)):
+        batch = collate(_text_items(tok, 2))
+        pinned.clear()
+        out = pin_memory(batch)
+        assert isinstance(out, Batch) and out.ids == batch.ids and out.supervised == batch.supervised
+        tensors = [v for v in batch.inputs.values() if torch.is_tensor(v)]
+        assert len(pinned) == len(tensors) and all(any(p is t for t in tensors) for p in pinned)
+        assert all(torch.equal(out.inputs[k], v) for k, v in batch.inputs.items() if torch.is_tensor(v))

@@ -39,6 +39,11 @@ class Batch:
     def num_samples(self) -> int:
         return len(self.ids)
 
+    def pin_memory(self) -> Batch:
+        """DataLoader(pin_memory=True) calls this (an object without it would pass through unpinned):
+        page-locked inputs, so that `to(device)` copies asynchronously."""
+        return replace(self, inputs={k: v.pin_memory() if torch.is_tensor(v) else v for k, v in self.inputs.items()})
+
     def to(self, device) -> Batch:
         """This batch with its inputs on `device`, HOST_KEYS left on the host. Copies are non-blocking
         (the loader pins host memory on GPU runs)."""
