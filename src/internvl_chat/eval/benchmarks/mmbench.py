@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..metrics.mmbench import CIRCULAR_OFFSET
 from .base import (
-    MCQ_SUFFIX_CN, MCQ_SUFFIX_EN, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext,
-    Layout, check_lengths, hf_image, load_layout, mcq_prompt, mean, parquet_shards, read_parquet, read_tsv,
-    require, tsv_image, tsv_index,
+    MCQ_SUFFIX_CN, MCQ_SUFFIX_EN, Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext,
+    check_lengths, hf_image, layout_loader, mcq_prompt, mean, read_parquet, read_tsv, require, tsv_image, tsv_index,
 )
-from .scoring import bench_metric, flavour, mcq_letter
-
-CIRCULAR_OFFSET = 1_000_000
+from .scoring import bench_metric, flavour, mcq_letter, submission_path, submission_result
 _FILES = {  # (language, split) -> VLMEvalKit TSV, InternVL V1.2 TSVs (evaluate_mmbench.py ds_collections), parquet
     ("en", "dev"): ("MMBench_DEV_EN.tsv", ["mmbench_dev_20230712.tsv", "mmbench_dev_en_20231003.tsv"], "en/dev-*.parquet"),
     ("cn", "dev"): ("MMBench_DEV_CN.tsv", ["mmbench_dev_cn_20231003.tsv"], "cn/dev-*.parquet"),
@@ -68,7 +66,7 @@ def _loader(language: str, split: str):
         return read
 
     def from_parquet(root: Path) -> list[Sample]:
-        rows = read_parquet(parquet_shards(root, pq_glob))
+        rows = read_parquet(root, pq_glob)
         for r in rows:  # the HF snapshot is the same table through arrow: null is the missing cell
             for k, v in r.items():
                 if isinstance(v, float) and v != v:
@@ -78,11 +76,7 @@ def _loader(language: str, split: str):
     layouts = [Layout("VLMEvalKit TSV", [vek], from_tsv(vek))]
     layouts += [Layout("InternVL V1.2 TSV", [n], from_tsv(n)) for n in ivl]
     layouts.append(Layout("Hugging Face lmms-lab/MMBench parquet", [pq_glob], from_parquet))
-
-    def load(data_root: Path) -> list[Sample]:
-        return load_layout(f"MMBench {language} {split}", data_root, ("mmbench",), layouts)
-
-    return load
+    return layout_loader(f"MMBench {language} {split}", ("mmbench",), layouts)
 
 
 def _prompt(language: str):
@@ -151,8 +145,7 @@ def _score_test(name):
         from openpyxl import Workbook
 
         check_lengths(samples, preds, name)
-        if ctx.out_dir is None:
-            raise ValueError(f"{name}: an output directory is needed to write the submission file")
+        path = submission_path(name, ctx, "xlsx")
         resolved = _resolved_preds(samples, preds, ctx)
         columns = [c for c in samples[0].meta["row"] if c != "prediction"]
         wb = Workbook()
@@ -161,11 +154,8 @@ def _score_test(name):
         for s, r in zip(samples, resolved):
             row = s.meta["row"]
             ws.append([row.get(c) for c in columns] + [r])
-        path = Path(ctx.out_dir) / f"{name}_submission.xlsx"
-        path.parent.mkdir(parents=True, exist_ok=True)
         wb.save(path)
-        return BenchmarkResult(name=name, headline=None, metrics={"rows": len(samples)}, num_samples=len(samples),
-                               submission=str(path), notes=["upload to the MMBench evaluation server"])
+        return submission_result(name, samples, path, "MMBench evaluation server", count="rows")
 
     return score
 
@@ -177,8 +167,6 @@ BENCHMARKS = [  # collected by registry.py
         max_new_tokens=100, load=_loader(_lang, _split), prompt=_prompt(_lang),
         score=_score_dev(_name) if _split == "dev" else _score_test(_name), data_dir="mmbench",
         has_answers=_split == "dev", check_submission=None if _split == "dev" else check_xlsx,
-        flavours={"internvl": "internvl_post_process -> circular exact matching",
-                  "vlmevalkit": "can_infer (+judge) -> circular exact matching"},
     )
     for _lang, _title in (("en", "MMBench"), ("cn", "MMBench-CN")) for _split in ("dev", "test")
 ]

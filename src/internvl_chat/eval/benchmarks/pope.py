@@ -11,12 +11,12 @@ The V1.2 split files are from POPE@e3e3926 (random has 2,910 questions).
 from __future__ import annotations
 
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 from .base import (
-    SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths,
-    file_image, hf_image, mean, parquet_shards, read_jsonl, read_parquet, read_tsv, require, tsv_image,
-    Layout, load_layout, tsv_index,
+    SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, check_lengths,
+    file_image, hf_image, layout_loader, mean, read_jsonl, read_parquet, require, tsv_samples,
 )
 from ..metrics.pope import pope_counts
 from .scoring import ReferenceCrash, bench_metric, flavour
@@ -54,47 +54,38 @@ def _from_internvl(root: Path) -> list[Sample]:
     return samples
 
 
-def _from_official(folder: str):
-    def read(root: Path) -> list[Sample]:
-        samples = []
-        for split in SPLITS:
-            for r in read_jsonl(root / folder / f"coco_pope_{split}.json"):
-                samples.append(Sample(id=f"{split}/{require(r, 'question_id')}",
-                                      image=file_image(root / "val2014", require(r, "image"), r["_origin"]),
-                                      question=str(require(r, "text")), answer=_label(require(r, "label"), r["_origin"]),
-                                      meta={"splits": [split]}))
-        return samples
-    return read
+def _from_official(folder: str, root: Path) -> list[Sample]:
+    samples = []
+    for split in SPLITS:
+        for r in read_jsonl(root / folder / f"coco_pope_{split}.json"):
+            samples.append(Sample(id=f"{split}/{require(r, 'question_id')}",
+                                  image=file_image(root / "val2014", require(r, "image"), r["_origin"]),
+                                  question=str(require(r, "text")), answer=_label(require(r, "label"), r["_origin"]),
+                                  meta={"splits": [split]}))
+    return samples
 
 
 def _from_tsv(root: Path) -> list[Sample]:
-    rows = read_tsv(root / "POPE.tsv")
-    by_index = tsv_index(rows)
-    return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
-                   answer=_label(require(r, "answer"), r["_origin"]),
-                   meta={"splits": [c.strip() for c in str(require(r, "category")).split(",")]}) for r in rows]
+    return tsv_samples(root / "POPE.tsv", lambda r: _label(require(r, "answer"), r["_origin"]),
+                       meta=lambda r: {"splits": [c.strip() for c in str(require(r, "category")).split(",")]})
 
 
 def _from_parquet(root: Path) -> list[Sample]:
     return [Sample(id=f"{r['category']}/{require(r, 'question_id')}", image=hf_image(r),
                    question=str(require(r, "question")), answer=_label(require(r, "answer"), r["_origin"]),
                    meta={"splits": [str(require(r, "category"))]})
-            for r in read_parquet(parquet_shards(root, "data/test-*.parquet"))]
+            for r in read_parquet(root, "data/test-*.parquet")]
 
 
-LAYOUTS = [
+load = layout_loader("POPE", ("pope",), [
     Layout("InternVL V1.2", ["llava_pope_test.jsonl", "val2014"] + [f"coco/coco_pope_{s}.json" for s in SPLITS],
            _from_internvl),
-    Layout("official POPE", [f"coco_pope_{s}.json" for s in SPLITS] + ["val2014"], _from_official(".")),
+    Layout("official POPE", [f"coco_pope_{s}.json" for s in SPLITS] + ["val2014"], partial(_from_official, ".")),
     Layout("official POPE (output/coco)", [f"output/coco/coco_pope_{s}.json" for s in SPLITS] + ["val2014"],
-           _from_official("output/coco")),
+           partial(_from_official, "output/coco")),
     Layout("VLMEvalKit TSV", ["POPE.tsv"], _from_tsv),
     Layout("Hugging Face lmms-lab/POPE parquet", ["data/test-*.parquet"], _from_parquet),
-]
-
-
-def load(data_root: Path) -> list[Sample]:
-    return load_layout("POPE", data_root, ("pope",), LAYOUTS)
+])
 
 
 def prompt(s: Sample) -> str:
@@ -142,5 +133,4 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="pope", title="POPE", split="test", metric="mean F1 of 3 splits", max_new_tokens=100, load=load,
     prompt=prompt, score=score, data_dir="pope",
-    flavours={"internvl": "POPE official parse (first sentence, no/not -> no)", "vlmevalkit": "YOrN + POPE_rating"},
 )]

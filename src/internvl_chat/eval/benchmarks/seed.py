@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    Benchmark, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, letter_options,
-    mcq_prompt, read_json, read_tsv, require, tsv_image, Layout, LoadResult, load_layout, tsv_index,
+    Benchmark, BenchmarkResult, Layout, LoadResult, Sample, ScoreContext, check_lengths, file_image, layout_loader,
+    mcq_prompt, mcq_tsv_samples, read_json, require,
 )
 from .scoring import accuracy_result, flavour, mcq_letter
 
@@ -33,21 +33,13 @@ def _from_official(root: Path) -> LoadResult:
 
 
 def _from_tsv(root: Path) -> list[Sample]:
-    rows = read_tsv(root / "SEEDBench_IMG.tsv")
-    by_index = tsv_index(rows)
-    return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
-                   answer=str(require(r, "answer")).strip(), choices=letter_options(r, "ABCD"),
-                   meta={"category": r.get("category")}) for r in rows]
+    return mcq_tsv_samples(root / "SEEDBench_IMG.tsv", "ABCD", meta=lambda r: {"category": r.get("category")})
 
 
-LAYOUTS = [
+load = layout_loader("SEED", ("seed", "SEED"), [
     Layout("official release", ["SEED-Bench.json", "SEED-Bench-image"], _from_official),
     Layout("VLMEvalKit TSV", ["SEEDBench_IMG.tsv"], _from_tsv),
-]
-
-
-def load(data_root: Path) -> list[Sample]:
-    return load_layout("SEED", data_root, ("seed", "SEED"), LAYOUTS)
+])
 
 
 def prompt(s: Sample) -> str:
@@ -72,5 +64,4 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="seed-image", title="SEED", split="image", metric="accuracy", max_new_tokens=100, load=load, prompt=prompt,
     score=score, data_dir="seed",
-    flavours={"internvl": "first character == answer letter (seed/calculation.py)", "vlmevalkit": "can_infer (+judge)"},
 )]

@@ -85,5 +85,4 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="synthetic", title="Synthetic (held-out)", split="test", metric="accuracy", max_new_tokens=16, load=load,
     prompt=prompt, score=score, data_dir="synthetic",
-    flavours={"internvl": "normalised exact match / post_process letter", "vlmevalkit": "same"},
 )]
