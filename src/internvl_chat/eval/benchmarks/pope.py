@@ -18,10 +18,8 @@ from .base import (
     SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, check_lengths,
     file_image, hf_image, layout_loader, mean, read_jsonl, read_parquet, require, tsv_samples,
 )
-from ..metrics.pope import pope_counts
+from ..metrics.pope import POPE_SPLITS, pope_counts
 from .scoring import ReferenceCrash, bench_metric, flavour
-
-SPLITS = ("adversarial", "popular", "random")
 
 
 def _label(value, origin: str) -> str:
@@ -37,7 +35,7 @@ def _from_internvl(root: Path) -> list[Sample]:
     # by position within a category (eval_pope.py zips the category's answers with the label file).
     questions = read_jsonl(root / "llava_pope_test.jsonl")
     samples = []
-    for split in SPLITS:
+    for split in POPE_SPLITS:
         mine = [q for q in questions if q.get("category") == split]
         labels = read_jsonl(root / "coco" / f"coco_pope_{split}.json")
         if len(mine) != len(labels):
@@ -48,15 +46,15 @@ def _from_internvl(root: Path) -> list[Sample]:
                                   image=file_image(root / "val2014", require(q, "image"), q["_origin"]),
                                   question=str(require(q, "text")), answer=_label(require(lab, "label"), lab["_origin"]),
                                   meta={"splits": [split]}))
-    other = [q for q in questions if q.get("category") not in SPLITS]
+    other = [q for q in questions if q.get("category") not in POPE_SPLITS]
     if other:
-        raise BenchmarkDataError(f"POPE: {other[0]['_origin']}: category {other[0].get('category')!r} is not one of {SPLITS}")
+        raise BenchmarkDataError(f"POPE: {other[0]['_origin']}: category {other[0].get('category')!r} is not one of {POPE_SPLITS}")
     return samples
 
 
 def _from_official(folder: str, root: Path) -> list[Sample]:
     samples = []
-    for split in SPLITS:
+    for split in POPE_SPLITS:
         for r in read_jsonl(root / folder / f"coco_pope_{split}.json"):
             samples.append(Sample(id=f"{split}/{require(r, 'question_id')}",
                                   image=file_image(root / "val2014", require(r, "image"), r["_origin"]),
@@ -78,10 +76,10 @@ def _from_parquet(root: Path) -> list[Sample]:
 
 
 load = layout_loader("POPE", ("pope",), [
-    Layout("InternVL V1.2", ["llava_pope_test.jsonl", "val2014"] + [f"coco/coco_pope_{s}.json" for s in SPLITS],
+    Layout("InternVL V1.2", ["llava_pope_test.jsonl", "val2014"] + [f"coco/coco_pope_{s}.json" for s in POPE_SPLITS],
            _from_internvl),
-    Layout("official POPE", [f"coco_pope_{s}.json" for s in SPLITS] + ["val2014"], partial(_from_official, ".")),
-    Layout("official POPE (output/coco)", [f"output/coco/coco_pope_{s}.json" for s in SPLITS] + ["val2014"],
+    Layout("official POPE", [f"coco_pope_{s}.json" for s in POPE_SPLITS] + ["val2014"], partial(_from_official, ".")),
+    Layout("official POPE (output/coco)", [f"output/coco/coco_pope_{s}.json" for s in POPE_SPLITS] + ["val2014"],
            partial(_from_official, "output/coco")),
     Layout("VLMEvalKit TSV", ["POPE.tsv"], _from_tsv),
     Layout("Hugging Face lmms-lab/POPE parquet", ["data/test-*.parquet"], _from_parquet),
