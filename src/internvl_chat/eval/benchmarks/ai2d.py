@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, check_lengths, hf_image,
-    internvl_image, layout_loader, list_options, mcq_prompt, mcq_tsv_samples, read_jsonl, read_parquet, require,
+    LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, hf_image, internvl_image,
+    layout_loader, list_options, mcq_prompt, mcq_tsv_samples, read_jsonl, read_parquet, require,
 )
 from .scoring import accuracy_result, bench_metric, flavour, mcq_letter
 
@@ -71,7 +71,6 @@ def prompt(s: Sample) -> str:
 
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "ai2d-test")
     if flavour("ai2d", ctx, "exact_match"):  # InternVL's evaluate_exact_match_accuracy: strip + lower equality
         hits = [float(bench_metric("ai2d", ctx, "exact_match", gt=s.answer, pred=p)) for s, p in zip(samples, preds)]
         return accuracy_result("ai2d-test", samples, preds, hits)
@@ -84,5 +83,5 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="ai2d-test", title="AI2D", split="test", metric="accuracy", max_new_tokens=10, load=load, prompt=prompt,
-    score=score, data_dir="ai2d",
+    scorer=score, data_dir="ai2d",
 )]

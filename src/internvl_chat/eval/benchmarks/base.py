@@ -113,12 +113,18 @@ class Benchmark:
     max_new_tokens: int
     load: Callable[[Path], list[Sample]]  # data_root -> samples (raises BenchmarkDataError with file/row)
     prompt: Callable[[Sample], str]
-    score: Callable[[list[Sample], list[str], ScoreContext], BenchmarkResult]
+    scorer: Callable[[list[Sample], list[str], ScoreContext], BenchmarkResult]  # called by score()
     data_dir: str = ""  # sub-folder of --data-root (see docs/eval.md)
     has_answers: bool = True  # False: writes the official submission file instead of a score
 
     oracle: Callable[[Sample], str] | None = None  # the gold prediction of a sample (--oracle); None: default_oracle
     check_submission: Callable[[str, list[Sample]], str] | None = None  # test splits: validate the written file
+
+    def score(self, samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
+        """The result of one prediction per sample (the lists are checked here, for every benchmark)."""
+        if len(samples) != len(preds):
+            raise ValueError(f"{self.name}: {len(samples)} samples but {len(preds)} predictions")
+        return self.scorer(samples, preds, ctx)
 
     def generation_config(self) -> dict:
         # V1.2 is evaluated greedily (>30B params forces num_beams=1 in InternVL's scripts).
@@ -432,11 +438,6 @@ def short_answer_prompt(s: Sample) -> str:
 
 def mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
-
-
-def check_lengths(samples: list[Sample], preds: list[str], name: str) -> None:
-    if len(samples) != len(preds):
-        raise ValueError(f"{name}: {len(samples)} samples but {len(preds)} predictions")
 
 
 def check_json_submission(path: str, samples: list[Sample], kind: str) -> str:

@@ -13,9 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, check_lengths, file_image, hf_image,
-    layout_loader, mean, parse_answer_list, read_json, read_parquet, require, short_answer_prompt, tsv_answers,
-    tsv_samples,
+    Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, file_image, hf_image, layout_loader,
+    mean, parse_answer_list, read_json, read_parquet, require, short_answer_prompt, tsv_answers, tsv_samples,
 )
 from .scoring import accuracy_result, bench_metric
 
@@ -67,7 +66,6 @@ load = layout_loader("ChartQA", ("chartqa", "ChartQA"), LAYOUTS)
 
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "chartqa-test")
     hits = [max(float(bench_metric("chartqa", ctx, "relaxed_accuracy", gt=gt, pred=p)) for gt in s.answer) for s, p in zip(samples, preds)]
     result = accuracy_result("chartqa-test", samples, preds, hits)
     by_split = result.metrics.get("by_category", {})
@@ -79,5 +77,5 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="chartqa-test", title="ChartQA", split="test", metric="relaxed accuracy", max_new_tokens=100, load=load,
-    prompt=short_answer_prompt, score=score, data_dir="chartqa",
+    prompt=short_answer_prompt, scorer=score, data_dir="chartqa",
 )]

@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 
 from .base import (
-    Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, check_json_submission, check_lengths,
-    file_image, hf_image, layout_loader, parse_answer_list, read_json, read_parquet, require, short_answer_prompt,
-    tsv_answers, tsv_samples,
+    Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, check_json_submission, file_image,
+    hf_image, layout_loader, parse_answer_list, read_json, read_parquet, require, short_answer_prompt, tsv_answers,
+    tsv_samples,
 )
 from .scoring import accuracy_result, bench_metric, submission_path, submission_result
 
@@ -48,13 +48,11 @@ def _loader(split: str):
 
 
 def score_val(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "docvqa-val")
     hits = [float(bench_metric("docvqa", ctx, "anls", gts=list(s.answer), pred=p)) for s, p in zip(samples, preds)]
     return accuracy_result("docvqa-val", samples, preds, hits, group_key=None)
 
 
 def score_test(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "docvqa-test")
     path = submission_path("docvqa-test", ctx, "json")
     records = []
     for s, p in zip(samples, preds):
@@ -69,9 +67,9 @@ def score_test(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Be
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="docvqa-val", title="DocVQA", split="val", metric="ANLS", max_new_tokens=100, load=_loader("val"),
-    prompt=short_answer_prompt, score=score_val, data_dir="docvqa",
+    prompt=short_answer_prompt, scorer=score_val, data_dir="docvqa",
 ), Benchmark(
     name="docvqa-test", title="DocVQA", split="test", metric="submission", max_new_tokens=100, load=_loader("test"),
-    prompt=short_answer_prompt, score=score_test, data_dir="docvqa", has_answers=False,
+    prompt=short_answer_prompt, scorer=score_test, data_dir="docvqa", has_answers=False,
     check_submission=lambda path, samples: check_json_submission(path, samples, "docvqa"),
 )]

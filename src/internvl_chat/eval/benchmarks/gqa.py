@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    Benchmark, BenchmarkResult, Layout, LoadResult, Sample, ScoreContext, check_lengths, file_image, internvl_image,
-    layout_loader, read_json, read_jsonl, require, short_answer_prompt, tsv_samples,
+    Benchmark, BenchmarkResult, Layout, LoadResult, Sample, ScoreContext, file_image, internvl_image, layout_loader,
+    read_json, read_jsonl, require, short_answer_prompt, tsv_samples,
 )
 from .scoring import accuracy_result, bench_metric
 
@@ -49,12 +49,11 @@ load = layout_loader("GQA", ("gqa",), [
 
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "gqa-testdev")
     hits = [float(bench_metric("gqa", ctx, "exact_match", gt=s.answer, pred=p)) for s, p in zip(samples, preds)]
     return accuracy_result("gqa-testdev", samples, preds, hits)
 
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="gqa-testdev", title="GQA", split="testdev-balanced", metric="accuracy", max_new_tokens=10, load=load,
-    prompt=short_answer_prompt, score=score, data_dir="gqa",
+    prompt=short_answer_prompt, scorer=score, data_dir="gqa",
 )]

@@ -18,8 +18,8 @@ import re
 from pathlib import Path
 
 from .base import (
-    Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, check_lengths, file_image, hf_image,
-    is_missing, layout_loader, read_json, read_parquet, read_tsv, require, tsv_image, tsv_index,
+    Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, file_image, hf_image, is_missing,
+    layout_loader, read_json, read_parquet, read_tsv, require, tsv_image, tsv_index,
 )
 from .scoring import accuracy_result, bench_metric
 
@@ -121,7 +121,6 @@ def rule_extract(s: Sample, response: str) -> tuple[str, bool]:
 
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "mathvista-testmini")
     hits, extra, judged = [], [], 0
     for s, p in zip(samples, preds):
         extraction, needs_more = rule_extract(s, p)
@@ -141,5 +140,5 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="mathvista-testmini", title="MathVista", split="testmini", metric="accuracy", max_new_tokens=1000,
-    load=load, prompt=prompt, score=score, data_dir="mathvista",
+    load=load, prompt=prompt, scorer=score, data_dir="mathvista",
 )]

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..metrics.mmbench import CIRCULAR_OFFSET
 from .base import (
     MCQ_SUFFIX_CN, MCQ_SUFFIX_EN, Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext,
-    check_lengths, hf_image, layout_loader, mcq_prompt, mean, read_parquet, read_tsv, require, tsv_image, tsv_index,
+    hf_image, layout_loader, mcq_prompt, mean, read_parquet, read_tsv, require, tsv_image, tsv_index,
 )
 from .scoring import bench_metric, flavour, mcq_letter, submission_path, submission_result
 _FILES = {  # (language, split) -> VLMEvalKit TSV, InternVL V1.2 TSVs (evaluate_mmbench.py ds_collections), parquet
@@ -98,7 +98,6 @@ def _resolved_preds(samples, preds, ctx) -> list[str]:
 
 def _score_dev(name):
     def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-        check_lengths(samples, preds, name)
         resolved = _resolved_preds(samples, preds, ctx)
         rows = [{"index": int(s.id), "answer": s.answer, **s.choices} for s in samples]
         hits = bench_metric("mmbench", ctx, "mmbench_circular", rows=rows, preds=resolved)
@@ -144,7 +143,6 @@ def _score_test(name):
     def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
         from openpyxl import Workbook
 
-        check_lengths(samples, preds, name)
         path = submission_path(name, ctx, "xlsx")
         resolved = _resolved_preds(samples, preds, ctx)
         columns = [c for c in samples[0].meta["row"] if c != "prediction"]
@@ -165,7 +163,7 @@ BENCHMARKS = [  # collected by registry.py
         name=(_name := f"mmbench-{_split}-{_lang}"), title=_title, split=_split,
         metric="circular accuracy" if _split == "dev" else "submission",
         max_new_tokens=100, load=_loader(_lang, _split), prompt=_prompt(_lang),
-        score=_score_dev(_name) if _split == "dev" else _score_test(_name), data_dir="mmbench",
+        scorer=_score_dev(_name) if _split == "dev" else _score_test(_name), data_dir="mmbench",
         has_answers=_split == "dev", check_submission=None if _split == "dev" else check_xlsx,
     )
     for _lang, _title in (("en", "MMBench"), ("cn", "MMBench-CN")) for _split in ("dev", "test")

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, check_lengths, file_image, hf_image,
-    layout_loader, read_parquet, read_tsv, require, short_answer_prompt, tsv_image, tsv_index,
+    Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, file_image, hf_image, layout_loader,
+    read_parquet, read_tsv, require, short_answer_prompt, tsv_image, tsv_index,
 )
 from ..metrics.mme import MME_COGNITION, MME_PERCEPTION
 from ..metrics.yesno import internvl_mme_postprocess
@@ -71,7 +71,6 @@ load = layout_loader("MME", ("mme", "MME"), [
 
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "mme")
     official = flavour("mme", ctx, "mme_subtask") == "mme_official"
     by_task: dict[str, list[list[str]]] = {}
     for s, p in zip(samples, preds):
@@ -96,5 +95,5 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="mme", title="MME", split="test", metric="perception score (sum of 10 subtasks)", max_new_tokens=20,
-    load=load, prompt=short_answer_prompt, score=score, data_dir="mme",
+    load=load, prompt=short_answer_prompt, scorer=score, data_dir="mme",
 )]

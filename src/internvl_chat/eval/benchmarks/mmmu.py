@@ -13,8 +13,8 @@ import json
 
 from .base import (
     MCQ_SUFFIX_EN, SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Layout, LoadResult, Sample,
-    ScoreContext, check_json_submission, check_lengths, hf_image, is_missing, layout_loader, list_options, mcq_prompt,
-    read_parquet, read_tsv, require, tsv_image, tsv_index,
+    ScoreContext, check_json_submission, hf_image, is_missing, layout_loader, list_options, mcq_prompt, read_parquet,
+    read_tsv, require, tsv_image, tsv_index,
 )
 from .scoring import accuracy_result, bench_metric, flavour, mcq_letter, submission_path, submission_result
 
@@ -95,7 +95,6 @@ def _answer(s: Sample, pred: str, ctx: ScoreContext) -> str:
 
 
 def score_val(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "mmmu-val")
     hits, extra = [], []
     for s, p in zip(samples, preds):
         if s.choices:
@@ -114,7 +113,6 @@ def score_val(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Ben
 
 
 def score_test(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "mmmu-test")
     path = submission_path("mmmu-test", ctx, "json")
     path.write_text(json.dumps({s.id: _answer(s, p, ctx) for s, p in zip(samples, preds)}, ensure_ascii=False, indent=1))
     return submission_result("mmmu-test", samples, path, "MMMU EvalAI server")
@@ -122,9 +120,9 @@ def score_test(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Be
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="mmmu-val", title="MMMU", split="val", metric="accuracy", max_new_tokens=100, load=_loader("val"),
-    prompt=prompt, score=score_val, data_dir="mmmu",
+    prompt=prompt, scorer=score_val, data_dir="mmmu",
 ), Benchmark(
     name="mmmu-test", title="MMMU", split="test", metric="submission", max_new_tokens=100, load=_loader("test"),
-    prompt=prompt, score=score_test, data_dir="mmmu", has_answers=False,
+    prompt=prompt, scorer=score_test, data_dir="mmmu", has_answers=False,
     check_submission=lambda path, samples: check_json_submission(path, samples, "mmmu"),
 )]

@@ -12,8 +12,8 @@ import csv
 from pathlib import Path
 
 from .base import (
-    Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, check_lengths, file_image,
-    layout_loader, mcq_prompt, mcq_tsv_samples, require,
+    Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, file_image, layout_loader, mcq_prompt,
+    mcq_tsv_samples, require,
 )
 from .scoring import accuracy_result, bench_metric, mcq_letter
 
@@ -59,7 +59,6 @@ def prompt(s: Sample) -> str:
 
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "mmvp")
     if len(samples) % 2:
         raise ValueError(f"mmvp: {len(samples)} questions cannot form pairs (use an even --limit)")
     letters = [mcq_letter(s, p, ctx, "mmvp") for s, p in zip(samples, preds)]
@@ -73,5 +72,5 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="mmvp", title="MMVP", split="test", metric="pair accuracy", max_new_tokens=100, load=load, prompt=prompt,
-    score=score, data_dir="mmvp",
+    scorer=score, data_dir="mmvp",
 )]

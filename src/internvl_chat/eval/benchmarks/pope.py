@@ -15,8 +15,8 @@ from functools import partial
 from pathlib import Path
 
 from .base import (
-    SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, check_lengths,
-    file_image, hf_image, layout_loader, mean, read_jsonl, read_parquet, require, tsv_samples,
+    SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, file_image,
+    hf_image, layout_loader, mean, read_jsonl, read_parquet, require, tsv_samples,
 )
 from ..metrics.pope import POPE_SPLITS, pope_counts
 from .scoring import ReferenceCrash, bench_metric, flavour
@@ -94,7 +94,6 @@ def prompt(s: Sample) -> str:
 
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "pope")
     per_split: dict[str, dict] = {}
     notes: list[str] = []
     for split in sorted({sp for s in samples for sp in s.meta["splits"]}):
@@ -130,5 +129,5 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="pope", title="POPE", split="test", metric="mean F1 of 3 splits", max_new_tokens=100, load=load,
-    prompt=prompt, score=score, data_dir="pope",
+    prompt=prompt, scorer=score, data_dir="pope",
 )]

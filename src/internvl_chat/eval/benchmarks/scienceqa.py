@@ -12,9 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Layout, LoadResult, Sample, ScoreContext, check_lengths,
-    hf_image, internvl_image, layout_loader, list_options, mcq_prompt, mcq_tsv_samples, read_jsonl, read_parquet,
-    require,
+    LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Layout, LoadResult, Sample, ScoreContext, hf_image,
+    internvl_image, layout_loader, list_options, mcq_prompt, mcq_tsv_samples, read_jsonl, read_parquet, require,
 )
 from .scoring import accuracy_result, mcq_letter
 
@@ -78,7 +77,6 @@ def prompt(s: Sample) -> str:
 
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "scienceqa-img")
     letters = [mcq_letter(s, p, ctx, "scienceqa") for s, p in zip(samples, preds)]
     hits = [float(x == s.answer) for s, x in zip(samples, letters)]
     return accuracy_result("scienceqa-img", samples, preds, hits, [{"parsed": x} for x in letters])
@@ -86,5 +84,5 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="scienceqa-img", title="ScienceQA", split="test (image)", metric="accuracy", max_new_tokens=100, load=load,
-    prompt=prompt, score=score, data_dir="scienceqa",
+    prompt=prompt, scorer=score, data_dir="scienceqa",
 )]

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    Benchmark, BenchmarkResult, Layout, LoadResult, Sample, ScoreContext, check_lengths, file_image, layout_loader,
-    mcq_prompt, mcq_tsv_samples, read_json, require,
+    Benchmark, BenchmarkResult, Layout, LoadResult, Sample, ScoreContext, file_image, layout_loader, mcq_prompt,
+    mcq_tsv_samples, read_json, require,
 )
 from .scoring import accuracy_result, flavour, mcq_letter
 
@@ -52,7 +52,6 @@ def _first_letter(pred: str) -> str | None:
 
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "seed-image")
     if flavour("seed", ctx, "mcq_match") is None:  # InternVL: seed/calculation.py's first character
         letters = [_first_letter(p) for p in preds]
     else:
@@ -63,5 +62,5 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="seed-image", title="SEED", split="image", metric="accuracy", max_new_tokens=100, load=load, prompt=prompt,
-    score=score, data_dir="seed",
+    scorer=score, data_dir="seed",
 )]

@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, check_lengths, file_image, hf_image,
-    internvl_image, layout_loader, parse_answer_list, read_json, read_jsonl, read_parquet, require,
-    short_answer_prompt, tsv_answers, tsv_samples,
+    Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, file_image, hf_image, internvl_image,
+    layout_loader, parse_answer_list, read_json, read_jsonl, read_parquet, require, short_answer_prompt, tsv_answers,
+    tsv_samples,
 )
 from .scoring import vqa_accuracy_result
 
@@ -66,11 +66,10 @@ load = layout_loader("TextVQA", ("textvqa",), [
 
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "textvqa-val")
     return vqa_accuracy_result("textvqa-val", samples, preds, ctx, "textvqa")
 
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="textvqa-val", title="TextVQA", split="val", metric="VQA accuracy", max_new_tokens=10, load=load,
-    prompt=short_answer_prompt, score=score, data_dir="textvqa",
+    prompt=short_answer_prompt, scorer=score, data_dir="textvqa",
 )]

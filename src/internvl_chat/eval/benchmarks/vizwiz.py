@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 from .base import (
-    VIZWIZ_SUFFIX, Benchmark, BenchmarkResult, Layout, Sample, ScoreContext, check_json_submission, check_lengths,
-    file_image, hf_image, layout_loader, parse_answer_list, read_json, read_parquet, require, tsv_samples,
+    VIZWIZ_SUFFIX, Benchmark, BenchmarkResult, Layout, Sample, ScoreContext, check_json_submission, file_image,
+    hf_image, layout_loader, parse_answer_list, read_json, read_parquet, require, tsv_samples,
 )
 from .scoring import bench_metric, submission_path, submission_result, vqa_accuracy_result
 
@@ -54,12 +54,10 @@ def prompt(s: Sample) -> str:
 
 
 def score_val(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "vizwiz-val")
     return vqa_accuracy_result("vizwiz-val", samples, preds, ctx, "vizwiz")
 
 
 def score_test(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "vizwiz-test")
     path = submission_path("vizwiz-test", ctx, "json")
     # LLaVA's convert_vizwiz_for_submission passes answers through the EvalAI processor
     records = [{"image": s.meta["image"], "answer": bench_metric("vizwiz", ctx, "vqa_normalize", text=p)}
@@ -70,9 +68,9 @@ def score_test(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Be
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="vizwiz-val", title="VizWiz", split="val", metric="VQA accuracy", max_new_tokens=10, load=_loader("val"),
-    prompt=prompt, score=score_val, data_dir="vizwiz",
+    prompt=prompt, scorer=score_val, data_dir="vizwiz",
 ), Benchmark(
     name="vizwiz-test", title="VizWiz", split="test", metric="submission", max_new_tokens=10, load=_loader("test"),
-    prompt=prompt, score=score_test, data_dir="vizwiz", has_answers=False,
+    prompt=prompt, scorer=score_test, data_dir="vizwiz", has_answers=False,
     check_submission=lambda path, samples: check_json_submission(path, samples, "vizwiz"),
 )]
