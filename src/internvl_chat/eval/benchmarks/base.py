@@ -14,6 +14,7 @@ import base64
 import binascii
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -218,10 +219,7 @@ def default_oracle(s: Sample) -> str:
     if a is None:  # test splits: any well-formed answer (the submission format is what is checked)
         return next(iter(s.choices), "unanswerable")
     if isinstance(a, (list, tuple)):
-        counts: dict[str, int] = {}
-        for x in a:
-            counts[str(x)] = counts.get(str(x), 0) + 1
-        return max(counts, key=counts.get)  # first of the most frequent (dict keeps insertion order)
+        return Counter(map(str, a)).most_common(1)[0][0]  # first of the most frequent (ties keep insertion order)
     return str(a)
 
 

@@ -86,14 +86,9 @@ def _prompt(language: str):
 
 def _resolved_preds(samples, preds, ctx) -> list[str]:
     """What the circular scorer sees: InternVL's post-processed letters, or raw text (judge letters if asked)."""
-    out = []
-    for s, p in zip(samples, preds):
-        letter = mcq_letter(s, p, ctx, "mmbench")
-        if flavour("mmbench", ctx, "mcq_match") != "vlmevalkit_can_infer":
-            out.append(letter if letter is not None else "")
-        else:
-            out.append(letter if letter is not None else p)
-    return out
+    raw_when_unmatched = flavour("mmbench", ctx, "mcq_match") == "vlmevalkit_can_infer"
+    letters = [mcq_letter(s, p, ctx, "mmbench") for s, p in zip(samples, preds)]
+    return [x if x is not None else (p if raw_when_unmatched else "") for x, p in zip(letters, preds)]
 
 
 def _score_dev(name):

@@ -112,11 +112,9 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
                      "recall": tp / (tp + fn) if tp + fn else float("nan"), "f1": 0.0, "yes_ratio": (tp + fp) / n}
                 notes.append(f"{split}: F1 undefined (TP={tp}, FP={fp}; the POPE script divides by zero); "
                              "counted as 0")
-            m = dict(m, f1=100.0 * m["f1"], accuracy=100.0 * m["accuracy"], precision=100.0 * m["precision"],
-                     recall=100.0 * m["recall"], yes_ratio=100.0 * m["yes_ratio"])
+            m = {**m, **{k: 100.0 * m[k] for k in ("f1", "accuracy", "precision", "recall", "yes_ratio")}}  # percent
         else:
-            m = bench_metric("pope", ctx, "pope_split_parse", labels=[x.capitalize() for x in labels],
-                       preds=split_preds)
+            m = bench_metric("pope", ctx, "pope_split_parse", labels=[x.capitalize() for x in labels], preds=split_preds)
             m = dict(m, f1=m["f1_overall"])
         per_split[split] = dict(m, questions=len(idx))
     headline = mean([m["f1"] for m in per_split.values()])

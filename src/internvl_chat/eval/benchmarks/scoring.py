@@ -52,12 +52,10 @@ def mcq_letter(sample: Sample, pred: str, ctx: ScoreContext, benchmark: str) -> 
     the judge picks the option (VLMEvalKit's MCQ judge prompt).
     """
     chosen = flavour(benchmark, ctx, "mcq_match")
-    if chosen != "vlmevalkit_can_infer":  # InternVL's post_process family
-        if not pred.strip():
-            return None
-        return metric("mcq_match", chosen, pred=pred, choices=sample.choices)
+    if chosen != "vlmevalkit_can_infer" and not pred.strip():  # InternVL's post_process family
+        return None
     letter = metric("mcq_match", chosen, pred=pred, choices=sample.choices)
-    if letter is None and ctx.judge is not None:
+    if letter is None and ctx.judge is not None:  # only can_infer finds no letter
         letter = ctx.judge.choose_option(sample.question, sample.choices, pred)
     return letter
 
@@ -84,11 +82,11 @@ def accuracy_result(
                            per_sample=per_sample, notes=list(notes or []))
 
 
-def vqa_accuracy_result(name: str, samples: list[Sample], preds: list[str], ctx: ScoreContext, family: str,
-                        group_key: str | None = None) -> BenchmarkResult:
+def vqa_accuracy_result(name: str, samples: list[Sample], preds: list[str], ctx: ScoreContext,
+                        family: str) -> BenchmarkResult:
     """Mean VQA accuracy (min(#humans agreeing / 3, 1), leave-one-out) in percent."""
     hits = [float(bench_metric(family, ctx, "vqa_accuracy", gts=list(s.answer), pred=p)) for s, p in zip(samples, preds)]
-    return accuracy_result(name, samples, preds, hits, group_key=group_key)
+    return accuracy_result(name, samples, preds, hits, group_key=None)
 
 
 def submission_path(name: str, ctx: ScoreContext, ext: str) -> Path:
