@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .base import (
     LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, hf_image, internvl_image,
-    layout_loader, list_options, mcq_prompt, mcq_tsv_samples, read_jsonl, read_parquet, require,
+    layout_loader, list_options, mcq_prompt, mcq_tsv_layout, read_jsonl, read_parquet, require,
 )
 from .scoring import accuracy_result, bench_metric, flavour, mcq_letter
 
@@ -36,10 +36,6 @@ def _from_internvl(root: Path) -> list[Sample]:
             for i, r in enumerate(read_jsonl(root / "test.jsonl"))]
 
 
-def _from_tsv(root: Path) -> list[Sample]:
-    return mcq_tsv_samples(root / "AI2D_TEST.tsv")
-
-
 def _from_parquet(root: Path) -> list[Sample]:
     out = []
     for i, r in enumerate(read_parquet(root, "data/test-*.parquet")):
@@ -55,7 +51,7 @@ def _from_parquet(root: Path) -> list[Sample]:
 
 load = layout_loader("AI2D", ("ai2d", "ai2diagram"), [
     Layout("InternVL V1.2 jsonl", ["test.jsonl"], _from_internvl),
-    Layout("VLMEvalKit TSV", ["AI2D_TEST.tsv"], _from_tsv),
+    mcq_tsv_layout("AI2D_TEST.tsv"),
     Layout("Hugging Face lmms-lab/ai2d parquet", ["data/test-*.parquet"], _from_parquet),
 ])
 

@@ -352,13 +352,16 @@ def tsv_index(rows: list[dict]) -> dict[str, dict]:
     return {str(r["index"]): r for r in rows if "index" in r}
 
 
-def tsv_samples(path: Path, answer: Callable[[dict], Any], **fields: Callable[[dict], Any]) -> list[Sample]:
-    """A VLMEvalKit TSV (index, image or a reference to another row's, question) as `Sample`s;
-    `answer(row)` and each of `fields` (a Sample field -> a function of the row) fill the rest."""
-    rows = read_tsv(path)
-    by_index = tsv_index(rows)
-    return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
-                   answer=answer(r), **{k: f(r) for k, f in fields.items()}) for r in rows]
+def tsv_layout(file: str, answer: Callable[[dict], Any], **fields: Callable[[dict], Any]) -> Layout:
+    """The VLMEvalKit layout: one TSV (index, image or a reference to another row's, question) read as
+    `Sample`s; `answer(row)` and each of `fields` (a Sample field -> a function of the row) fill the rest."""
+    def read(root: Path) -> list[Sample]:
+        rows = read_tsv(root / file)
+        by_index = tsv_index(rows)
+        return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
+                       answer=answer(r), **{k: f(r) for k, f in fields.items()}) for r in rows]
+
+    return Layout("VLMEvalKit TSV", [file], read)
 
 
 def parse_answer_list(value, origin: str) -> list[str]:
@@ -409,11 +412,11 @@ def letter_options(row: dict, letters: str = "ABCDE") -> dict[str, str]:
     return out
 
 
-def mcq_tsv_samples(path: Path, letters: str = "ABCDE", **fields: Callable[[dict], Any]) -> list[Sample]:
+def mcq_tsv_layout(file: str, letters: str = "ABCDE", **fields: Callable[[dict], Any]) -> Layout:
     """A VLMEvalKit multiple-choice TSV (answer letter, option columns `letters`), as its ImageMCQDataset
-    reads one; `fields` as in tsv_samples."""
-    return tsv_samples(path, lambda r: str(require(r, "answer")).strip(),
-                       choices=lambda r: letter_options(r, letters), **fields)
+    reads one; `fields` as in tsv_layout."""
+    return tsv_layout(file, lambda r: str(require(r, "answer")).strip(),
+                      choices=lambda r: letter_options(r, letters), **fields)
 
 
 def list_options(options: list[str]) -> dict[str, str]:

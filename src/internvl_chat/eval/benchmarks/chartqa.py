@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .base import (
     Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, file_image, hf_image, layout_loader,
-    mean, parse_answer_list, read_json, read_parquet, require, short_answer_prompt, tsv_answers, tsv_samples,
+    mean, parse_answer_list, read_json, read_parquet, require, short_answer_prompt, tsv_answers, tsv_layout,
 )
 from .scoring import accuracy_result, bench_metric
 
@@ -50,16 +50,12 @@ def _tsv_split(value, origin: str) -> str:
     return split
 
 
-def _from_tsv(root: Path) -> list[Sample]:
-    return tsv_samples(root / "ChartQA_TEST.tsv", tsv_answers,
-                       meta=lambda r: {"category": _tsv_split(require(r, "split"), r["_origin"])})
-
-
 LAYOUTS = [
     Layout("official release (ChartQA Dataset.zip)",
            [f"{_RELEASE}/test_human.json", f"{_RELEASE}/test_augmented.json", f"{_RELEASE}/png"], _from_official),
     Layout("Hugging Face HuggingFaceM4/ChartQA parquet", ["data/test-*.parquet"], _from_parquet),
-    Layout("VLMEvalKit TSV", ["ChartQA_TEST.tsv"], _from_tsv),
+    tsv_layout("ChartQA_TEST.tsv", tsv_answers,
+               meta=lambda r: {"category": _tsv_split(require(r, "split"), r["_origin"])}),
 ]
 
 load = layout_loader("ChartQA", ("chartqa", "ChartQA"), LAYOUTS)

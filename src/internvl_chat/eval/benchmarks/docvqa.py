@@ -14,7 +14,7 @@ from pathlib import Path
 from .base import (
     Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, check_json_submission, file_image,
     hf_image, layout_loader, parse_answer_list, read_json, read_parquet, require, short_answer_prompt, tsv_answers,
-    tsv_samples,
+    tsv_layout,
 )
 from .scoring import accuracy_result, bench_metric, submission_path, submission_result
 
@@ -37,13 +37,10 @@ def _loader(split: str):
                        answer=parse_answer_list(require(r, "answers"), r["_origin"]) if split == "val" else None)
                 for r in read_parquet(root, f"DocVQA/{_HF[split]}-*.parquet")]
 
-    def tsv(root: Path) -> list[Sample]:
-        return tsv_samples(root / "DocVQA_VAL.tsv", tsv_answers)
-
     layouts = [Layout("official release", [f"{split}/{split}_v1.0.json", f"{split}/documents"], official),
                Layout("Hugging Face lmms-lab/DocVQA parquet", [f"DocVQA/{_HF[split]}-*.parquet"], hf)]
     if split == "val":
-        layouts.append(Layout("VLMEvalKit TSV", ["DocVQA_VAL.tsv"], tsv))
+        layouts.append(tsv_layout("DocVQA_VAL.tsv", tsv_answers))
     return layout_loader(f"DocVQA {split}", ("docvqa",), layouts)
 
 

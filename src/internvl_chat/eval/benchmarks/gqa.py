@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .base import (
     Benchmark, BenchmarkResult, Layout, LoadResult, Sample, ScoreContext, file_image, internvl_image, layout_loader,
-    read_json, read_jsonl, require, short_answer_prompt, tsv_samples,
+    read_json, read_jsonl, require, short_answer_prompt, tsv_layout,
 )
 from .scoring import accuracy_result, bench_metric
 
@@ -37,14 +37,10 @@ def _from_official(root: Path) -> LoadResult:
     return LoadResult(out, skipped={"not in the balanced set": unbalanced})
 
 
-def _from_tsv(root: Path) -> list[Sample]:
-    return tsv_samples(root / "GQA_TestDev_Balanced.tsv", lambda r: str(require(r, "answer")))
-
-
 load = layout_loader("GQA", ("gqa",), [
     Layout("InternVL V1.2 jsonl", ["llava_gqa_testdev_balanced_qwen_format.jsonl"], _from_internvl),
     Layout("official release", ["testdev_balanced_questions.json", "images"], _from_official),
-    Layout("VLMEvalKit TSV", ["GQA_TestDev_Balanced.tsv"], _from_tsv),
+    tsv_layout("GQA_TestDev_Balanced.tsv", lambda r: str(require(r, "answer"))),
 ])
 
 

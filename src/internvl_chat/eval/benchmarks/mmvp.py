@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .base import (
     Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, file_image, layout_loader, mcq_prompt,
-    mcq_tsv_samples, require,
+    mcq_tsv_layout, require,
 )
 from .scoring import accuracy_result, bench_metric, mcq_letter
 
@@ -44,13 +44,9 @@ def _from_csv(root: Path) -> list[Sample]:
     return samples
 
 
-def _from_tsv(root: Path) -> list[Sample]:
-    return mcq_tsv_samples(root / "MMVP.tsv")
-
-
 load = layout_loader("MMVP", ("mmvp", "MMVP"), [
     Layout("official / Hugging Face MMVP/MMVP (InternVL V1.2)", ["Questions.csv", "MMVP Images"], _from_csv),
-    Layout("VLMEvalKit TSV", ["MMVP.tsv"], _from_tsv),
+    mcq_tsv_layout("MMVP.tsv"),
 ])
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .base import (
     SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, file_image,
-    hf_image, layout_loader, mean, read_jsonl, read_parquet, require, tsv_samples,
+    hf_image, layout_loader, mean, read_jsonl, read_parquet, require, tsv_layout,
 )
 from ..metrics.pope import POPE_SPLITS, pope_counts
 from .scoring import ReferenceCrash, bench_metric, flavour
@@ -63,11 +63,6 @@ def _from_official(folder: str, root: Path) -> list[Sample]:
     return samples
 
 
-def _from_tsv(root: Path) -> list[Sample]:
-    return tsv_samples(root / "POPE.tsv", lambda r: _label(require(r, "answer"), r["_origin"]),
-                       meta=lambda r: {"splits": [c.strip() for c in str(require(r, "category")).split(",")]})
-
-
 def _from_parquet(root: Path) -> list[Sample]:
     return [Sample(id=f"{r['category']}/{require(r, 'question_id')}", image=hf_image(r),
                    question=str(require(r, "question")), answer=_label(require(r, "answer"), r["_origin"]),
@@ -81,7 +76,8 @@ load = layout_loader("POPE", ("pope",), [
     Layout("official POPE", [f"coco_pope_{s}.json" for s in POPE_SPLITS] + ["val2014"], partial(_from_official, ".")),
     Layout("official POPE (output/coco)", [f"output/coco/coco_pope_{s}.json" for s in POPE_SPLITS] + ["val2014"],
            partial(_from_official, "output/coco")),
-    Layout("VLMEvalKit TSV", ["POPE.tsv"], _from_tsv),
+    tsv_layout("POPE.tsv", lambda r: _label(require(r, "answer"), r["_origin"]),
+               meta=lambda r: {"splits": [c.strip() for c in str(require(r, "category")).split(",")]}),
     Layout("Hugging Face lmms-lab/POPE parquet", ["data/test-*.parquet"], _from_parquet),
 ])
 

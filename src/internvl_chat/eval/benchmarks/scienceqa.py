@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .base import (
     LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Layout, LoadResult, Sample, ScoreContext, hf_image,
-    internvl_image, layout_loader, list_options, mcq_prompt, mcq_tsv_samples, read_jsonl, read_parquet, require,
+    internvl_image, layout_loader, list_options, mcq_prompt, mcq_tsv_layout, read_jsonl, read_parquet, require,
 )
 from .scoring import accuracy_result, mcq_letter
 
@@ -47,11 +47,6 @@ def _from_internvl(root: Path) -> list[Sample]:
     return out
 
 
-def _from_tsv(root: Path) -> list[Sample]:
-    return mcq_tsv_samples(root / "ScienceQA_TEST.tsv", hint=lambda r: _hint(r.get("hint")),
-                           meta=lambda r: {"category": r.get("category")})
-
-
 def _from_parquet(root: Path) -> LoadResult:
     out, text_only = [], 0
     for i, r in enumerate(read_parquet(root, "data/test-*.parquet")):
@@ -67,7 +62,8 @@ def _from_parquet(root: Path) -> LoadResult:
 
 load = layout_loader("ScienceQA", ("scienceqa",), [
     Layout("InternVL V1.2 jsonl", ["scienceqa_test_img.jsonl"], _from_internvl),
-    Layout("VLMEvalKit TSV", ["ScienceQA_TEST.tsv"], _from_tsv),
+    mcq_tsv_layout("ScienceQA_TEST.tsv", hint=lambda r: _hint(r.get("hint")),
+                   meta=lambda r: {"category": r.get("category")}),
     Layout("Hugging Face derek-thomas/ScienceQA parquet", ["data/test-*.parquet"], _from_parquet),
 ])
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .base import (
     Benchmark, BenchmarkResult, Layout, LoadResult, Sample, ScoreContext, file_image, layout_loader, mcq_prompt,
-    mcq_tsv_samples, read_json, require,
+    mcq_tsv_layout, read_json, require,
 )
 from .scoring import accuracy_result, flavour, mcq_letter
 
@@ -32,13 +32,9 @@ def _from_official(root: Path) -> LoadResult:
     return LoadResult(out, skipped={"video question": video})
 
 
-def _from_tsv(root: Path) -> list[Sample]:
-    return mcq_tsv_samples(root / "SEEDBench_IMG.tsv", "ABCD", meta=lambda r: {"category": r.get("category")})
-
-
 load = layout_loader("SEED", ("seed", "SEED"), [
     Layout("official release", ["SEED-Bench.json", "SEED-Bench-image"], _from_official),
-    Layout("VLMEvalKit TSV", ["SEEDBench_IMG.tsv"], _from_tsv),
+    mcq_tsv_layout("SEEDBench_IMG.tsv", "ABCD", meta=lambda r: {"category": r.get("category")}),
 ])
 
 

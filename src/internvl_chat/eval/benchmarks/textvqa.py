@@ -15,7 +15,7 @@ from pathlib import Path
 from .base import (
     Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, file_image, hf_image, internvl_image,
     layout_loader, parse_answer_list, read_json, read_jsonl, read_parquet, require, short_answer_prompt, tsv_answers,
-    tsv_samples,
+    tsv_layout,
 )
 from .scoring import vqa_accuracy_result
 
@@ -61,7 +61,7 @@ load = layout_loader("TextVQA", ("textvqa",), [
            _from_internvl),
     Layout("official release", ["TextVQA_0.5.1_val.json", "train_images"], _from_official),
     Layout("Hugging Face lmms-lab/textvqa parquet", ["data/validation-*.parquet"], _from_parquet),
-    Layout("VLMEvalKit TSV", ["TextVQA_VAL.tsv"], lambda root: tsv_samples(root / "TextVQA_VAL.tsv", tsv_answers)),
+    tsv_layout("TextVQA_VAL.tsv", tsv_answers),
 ])
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .base import (
     VIZWIZ_SUFFIX, Benchmark, BenchmarkResult, Layout, Sample, ScoreContext, check_json_submission, file_image,
-    hf_image, layout_loader, parse_answer_list, read_json, read_parquet, require, tsv_samples,
+    hf_image, layout_loader, parse_answer_list, read_json, read_parquet, require, tsv_layout,
 )
 from .scoring import bench_metric, submission_path, submission_result, vqa_accuracy_result
 
@@ -38,14 +38,11 @@ def _loader(split: str):
                               meta={"image": name}))
         return out
 
-    def tsv(root: Path) -> list[Sample]:
-        return tsv_samples(root / "VizWiz.tsv",
-                           lambda r: parse_answer_list(r.get("answers") or require(r, "answer"), r["_origin"]))
-
     layouts = [Layout("official release", [f"annotations/{split}.json", split], official),
                Layout("Hugging Face lmms-lab/VizWiz-VQA parquet", [f"data/{split}-*.parquet"], hf)]
     if split == "val":
-        layouts.append(Layout("VLMEvalKit TSV", ["VizWiz.tsv"], tsv))
+        layouts.append(tsv_layout("VizWiz.tsv",
+                                  lambda r: parse_answer_list(r.get("answers") or require(r, "answer"), r["_origin"])))
     return layout_loader(f"VizWiz {split}", ("vizwiz",), layouts)
 
 
