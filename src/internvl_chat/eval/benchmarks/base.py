@@ -433,6 +433,11 @@ def mcq_prompt(question: str, choices: dict[str, str], suffix: str = MCQ_SUFFIX_
     return f"{text}\n{suffix}" if suffix else text
 
 
+def mcq_sample_prompt(s: Sample) -> str:
+    """A multiple-choice sample as InternVL prompts it: [hint] question, options, the English suffix."""
+    return mcq_prompt(s.question, s.choices, hint=s.hint)
+
+
 def short_answer_prompt(s: Sample) -> str:
     return s.question + " " + SHORT_ANSWER_SUFFIX
 

@@ -12,8 +12,8 @@ import csv
 from pathlib import Path
 
 from .base import (
-    Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, file_image, layout_loader, mcq_prompt,
-    mcq_tsv_layout, require,
+    Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, file_image, layout_loader,
+    mcq_sample_prompt, mcq_tsv_layout, require,
 )
 from .scoring import accuracy_result, bench_metric, mcq_letter
 
@@ -50,10 +50,6 @@ load = layout_loader("MMVP", ("mmvp", "MMVP"), [
 ])
 
 
-def prompt(s: Sample) -> str:
-    return mcq_prompt(s.question, s.choices)
-
-
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
     if len(samples) % 2:
         raise ValueError(f"mmvp: {len(samples)} questions cannot form pairs (use an even --limit)")
@@ -67,6 +63,6 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
 
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
-    name="mmvp", title="MMVP", split="test", metric="pair accuracy", max_new_tokens=100, load=load, prompt=prompt,
-    scorer=score, data_dir="mmvp",
+    name="mmvp", title="MMVP", split="test", metric="pair accuracy", max_new_tokens=100, load=load,
+    prompt=mcq_sample_prompt, scorer=score, data_dir="mmvp",
 )]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .base import (
     LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Layout, LoadResult, Sample, ScoreContext, hf_image,
-    internvl_image, layout_loader, list_options, mcq_prompt, mcq_tsv_layout, read_jsonl, read_parquet, require,
+    internvl_image, layout_loader, list_options, mcq_sample_prompt, mcq_tsv_layout, read_jsonl, read_parquet, require,
 )
 from .scoring import accuracy_result, mcq_letter
 
@@ -68,10 +68,6 @@ load = layout_loader("ScienceQA", ("scienceqa",), [
 ])
 
 
-def prompt(s: Sample) -> str:
-    return mcq_prompt(s.question, s.choices, hint=s.hint)
-
-
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
     letters = [mcq_letter(s, p, ctx, "scienceqa") for s, p in zip(samples, preds)]
     hits = [float(x == s.answer) for s, x in zip(samples, letters)]
@@ -80,5 +76,5 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="scienceqa-img", title="ScienceQA", split="test (image)", metric="accuracy", max_new_tokens=100, load=load,
-    prompt=prompt, scorer=score, data_dir="scienceqa",
+    prompt=mcq_sample_prompt, scorer=score, data_dir="scienceqa",
 )]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    Benchmark, BenchmarkResult, Layout, LoadResult, Sample, ScoreContext, file_image, layout_loader, mcq_prompt,
+    Benchmark, BenchmarkResult, Layout, LoadResult, Sample, ScoreContext, file_image, layout_loader, mcq_sample_prompt,
     mcq_tsv_layout, read_json, require,
 )
 from .scoring import accuracy_result, flavour, mcq_letter
@@ -38,10 +38,6 @@ load = layout_loader("SEED", ("seed", "SEED"), [
 ])
 
 
-def prompt(s: Sample) -> str:
-    return mcq_prompt(s.question, s.choices)
-
-
 def _first_letter(pred: str) -> str | None:
     """InternVL's SEED calculation: the prediction itself if one character long, else its first character."""
     return pred[0] if pred else None  # the reference raises IndexError on an empty output; we count it wrong
@@ -57,6 +53,6 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
 
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
-    name="seed-image", title="SEED", split="image", metric="accuracy", max_new_tokens=100, load=load, prompt=prompt,
-    scorer=score, data_dir="seed",
+    name="seed-image", title="SEED", split="image", metric="accuracy", max_new_tokens=100, load=load,
+    prompt=mcq_sample_prompt, scorer=score, data_dir="seed",
 )]
