@@ -91,9 +91,9 @@ def extract_vision(model_dir: Path, out: Path) -> Path:
     """Save the InternViT of a trained chat model as a stand-alone InternViT folder (the released layout)."""
     import torch
 
-    from ..model import InternVLChatModel
+    from ..model.loading import load_model
 
-    model = InternVLChatModel.from_pretrained(model_dir, dtype=torch.float32)
+    model = load_model(model_dir, torch.float32)
     shutil.rmtree(out, ignore_errors=True)
     model.vision_model.save_pretrained(out)
     return out
