@@ -166,8 +166,12 @@ class InternVLChatModel(StrictLoading, PreTrainedModel):
         """Record the tokenizer's special-token ids the model needs (the `<IMG_CONTEXT>` id); returns it.
 
         Call once after loading a model and its tokenizer; `chat`/`batch_chat` call it themselves."""
-        self.img_context_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)
-        return self.img_context_token_id
+        return self.bind_token_ids(tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN))
+
+    def bind_token_ids(self, img_context_token_id: int) -> int:
+        """`bind_tokenizer` without a tokenizer (the trainer's skeleton knows only the id); returns it."""
+        self.img_context_token_id = img_context_token_id
+        return img_context_token_id
 
     # -- vision path ---------------------------------------------------------------------------
     def pixel_shuffle(self, x: torch.Tensor, scale_factor: float = 0.5) -> torch.Tensor:
