@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from ..constants import IMAGE_PLACEHOLDER, IMG_CONTEXT_TOKEN, image_block
-from ..conversation import encode_prompt, get_conv_template, render_prompt
+from ..conversation import encode_prompt, get_conv_template, left_pad, render_prompt
 from ..image import image_to_tensor
 
 RESERVED_TEXT = (IMAGE_PLACEHOLDER, "<img>", "</img>", IMG_CONTEXT_TOKEN)
@@ -300,13 +300,8 @@ class InferenceEngine:
         for i, req in enumerate(requests):
             self._check(req, i)
         device, lm = self.device, self.model.language_model
-        width = max(len(r.input_ids) for r in requests)
-        ids = torch.full((len(requests), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(requests), width), dtype=torch.long)
-        for i, r in enumerate(requests):  # left padding: every row's last prompt token is at the same column
-            ids[i, width - len(r.input_ids):] = torch.tensor(r.input_ids)
-            mask[i, width - len(r.input_ids):] = 1
-        ids, mask = ids.to(device), mask.to(device)
+        # left padding: every row's last prompt token is at the same column
+        ids, mask = (torch.tensor(t, device=device) for t in left_pad([r.input_ids for r in requests], self.tokenizer))
         embeds, _ = self.model.embed_inputs(ids, visual_features=self._image_features(requests))
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         rows = []
