@@ -14,6 +14,7 @@ import hmac
 import logging
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -95,10 +96,25 @@ class ChatService:
                                        params=chat.params)
 
     def submit(self, request: GenerationRequest) -> asyncio.Future:
+        """Queue a request (429 when the queue is full); setting `request.cancelled` frees its batch row."""
+        request.cancelled = threading.Event()
         try:
             return self.batcher.submit(request)
         except QueueFullError as e:
             raise APIError(429, f"the server is busy: {e}", code="queue_full") from None
+
+    def submit_streaming(self, request: GenerationRequest) -> tuple[asyncio.Future, AsyncIterator[str]]:
+        """`submit`, and the reply's pieces of text as they decode (the iterator ends when the future is done)."""
+        loop, pieces, end = asyncio.get_running_loop(), asyncio.Queue(), object()
+        request.on_text = lambda piece: loop.call_soon_threadsafe(pieces.put_nowait, piece)
+        future = self.submit(request)
+        # the result is set after every on_text call was scheduled on the loop, so `end` arrives last
+        future.add_done_callback(lambda _: pieces.put_nowait(end))
+
+        async def stream():
+            while (piece := await pieces.get()) is not end:
+                yield piece
+        return future, stream()
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -181,12 +197,8 @@ def create_app(engine_or_model_dir, config: ServerConfig | None = None) -> FastA
         payload = parse_json_body(await _read_body(request, config.max_body_bytes))
         chat, gen = await run_in_threadpool(service.prepare, payload)
         cid = new_completion_id()
-        gen.cancelled = threading.Event()
         if chat.stream:
-            loop = asyncio.get_running_loop()
-            pieces: asyncio.Queue = asyncio.Queue()
-            gen.on_text = lambda text: loop.call_soon_threadsafe(pieces.put_nowait, text)
-            future = service.submit(gen)  # queue full -> 429 before any byte of the stream is sent
+            future, pieces = service.submit_streaming(gen)  # queue full -> 429 before any byte of the stream
             return StreamingResponse(_stream(config.model_name, chat, gen, future, pieces, cid),
                                      media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -205,13 +217,10 @@ def create_app(engine_or_model_dir, config: ServerConfig | None = None) -> FastA
 
 
 async def _stream(model: str, chat: ChatRequest, gen: GenerationRequest, future: asyncio.Future,
-                  pieces: asyncio.Queue, cid: str):
-    done = object()
-    # the result is set after every on_text call was scheduled on the loop, so `done` arrives last
-    future.add_done_callback(lambda _: pieces.put_nowait(done))
+                  pieces: AsyncIterator[str], cid: str):
     try:
         yield sse(chunk_body(cid, model, {"role": "assistant", "content": ""}))
-        while (piece := await pieces.get()) is not done:
+        async for piece in pieces:
             yield sse(chunk_body(cid, model, {"content": piece}))
         result = future.result()
         yield sse(chunk_body(cid, model, {}, _finish_reason(result.finish_reason)))
