@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from internvl_chat.demo.lora_merge import merge_lora_export
+from internvl_chat.demo.run import merge_lora_export
 from internvl_chat.demo.smollm2 import ScratchLLM, write_scratch_llm
 from internvl_chat.model import (CheckpointMismatchError, InternVisionConfig, InternVisionModel, InternVLChatModel,
                                  compose_from_parts)

@@ -127,13 +127,29 @@ def run_stage(name: str, cfg: DemoConfig, paths: DemoPaths, model_overrides: lis
     return Path(result.export_dir), minutes
 
 
+def _has_lora(model_dir: Path) -> bool:
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    return bool(config.get("use_llm_lora") or config.get("use_backbone_lora"))
+
+
+def merge_lora_export(src: str | Path, dst: str | Path) -> Path:
+    """Write `src` (an export with use_llm_lora / use_backbone_lora > 0) to `dst` with the adapters merged,
+    as `internvl-chat merge-lora` does, in fp32 whatever the export's dtype; a plain export is refused."""
+    import torch
+
+    from ..train.lora import merge_lora_checkpoint
+
+    if not _has_lora(src):
+        raise ValueError(f"{src} has no LoRA adapters (use_llm_lora and use_backbone_lora are 0)")
+    shutil.rmtree(dst, ignore_errors=True)
+    merge_lora_checkpoint(src, dst, dtype=torch.float32)
+    return Path(dst)
+
+
 def merge_if_lora(model_dir: Path, paths: DemoPaths) -> Path:
     """Stage 2 may train the LLM with LoRA; fold the adapters so the harness loads a plain model."""
-    config = json.loads((model_dir / "config.json").read_text())
-    if not (config.get("use_llm_lora") or config.get("use_backbone_lora")):
+    if not _has_lora(model_dir):
         return model_dir
-    from .lora_merge import merge_lora_export
-
     merge_lora_export(model_dir, paths.model)
     log(f"merged LoRA adapters -> {paths.model}")
     return paths.model
