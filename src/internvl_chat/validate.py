@@ -33,10 +33,6 @@ def _existing(path, what: str, folder: bool) -> Path:
     return p
 
 
-def _folder(path, what: str) -> Path:
-    return _existing(path, what, folder=True)
-
-
 def read_json(path: Path, what: str):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -103,7 +99,7 @@ def weight_files(folder: Path) -> list[Path]:
 
 def check_model_dir(path, *, tokenizer: bool = True, what: str = "model folder") -> Path:
     """A loadable InternVL-Chat folder: config.json parses, weights complete, tokenizer files present."""
-    folder = _folder(path, what)
+    folder = _existing(path, what, folder=True)
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
         raise UserError(f"{folder} is not a model folder (no config.json); "
@@ -120,7 +116,7 @@ def check_model_dir(path, *, tokenizer: bool = True, what: str = "model folder")
 
 
 def check_tokenizer_dir(path, what: str = "tokenizer folder") -> Path:
-    folder = _folder(path, what)
+    folder = _existing(path, what, folder=True)
     if not any((folder / name).is_file() for name in TOKENIZER_FILES):
         raise UserError(f"{what} {folder} has no tokenizer files ({', '.join(TOKENIZER_FILES)})")
     cfg = folder / "tokenizer_config.json"

@@ -197,8 +197,7 @@ def parse_chat_request(payload: dict, load_image: Callable[[str, str], Any], max
     messages = payload.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _bad("'messages' must be a non-empty list", "messages", "missing_required_parameter")
-    n = _number(payload, "n", 1, 1, 1, integer=True)
-    del n  # only one choice per request
+    _number(payload, "n", 1, 1, 1, integer=True)  # only one choice per request
     _refuse_unsupported(payload)
 
     turns, system_parts = _parse_messages(messages, load_image, max_images)

@@ -75,25 +75,23 @@ class ChatService:
                                 f"{self.max_prompt_tokens} prompt tokens", param="messages",
                            code="context_length_exceeded")
         try:
-            prompt = self.engine.build_prompt(chat.turns, chat.system_message)
+            gen = self.engine.prepare(chat.turns, chat.params, chat.system_message)
         except ValueError as e:
             raise APIError(400, str(e), param="messages", code="invalid_value") from None
-        input_ids = self.engine.encode(prompt)
-        n_images = sum(len(t.images) for t in chat.turns)
-        if len(input_ids) > self.max_prompt_tokens:
-            raise APIError(400, f"the prompt is {len(input_ids)} tokens ({n_images} images x "
+        n_prompt, n_images = len(gen.input_ids), sum(len(t.images) for t in chat.turns)
+        if n_prompt > self.max_prompt_tokens:
+            raise APIError(400, f"the prompt is {n_prompt} tokens ({n_images} images x "
                                 f"{self.engine.model.num_image_token} tokens included); this server accepts at most "
                                 f"{self.max_prompt_tokens} prompt tokens", param="messages",
                            code="context_length_exceeded")
-        room = self.engine.max_context - len(input_ids)
-        if not chat.max_tokens_given and chat.params.max_new_tokens > room >= 1:
-            chat.params = dataclasses.replace(chat.params, max_new_tokens=room)
-        if len(input_ids) + chat.params.max_new_tokens > self.engine.max_context:
-            raise APIError(400, f"the prompt ({len(input_ids)} tokens) plus max_tokens ({chat.params.max_new_tokens}) "
+        room = self.engine.max_context - n_prompt
+        if not chat.max_tokens_given and gen.params.max_new_tokens > room >= 1:
+            gen.params = dataclasses.replace(gen.params, max_new_tokens=room)
+        if n_prompt + gen.params.max_new_tokens > self.engine.max_context:
+            raise APIError(400, f"the prompt ({n_prompt} tokens) plus max_tokens ({gen.params.max_new_tokens}) "
                                 f"exceeds the model's context of {self.engine.max_context} tokens", param="max_tokens",
                            code="context_length_exceeded")
-        return chat, GenerationRequest(input_ids=input_ids, pixel_values=self.engine.pixel_values(chat.turns),
-                                       params=chat.params)
+        return chat, gen
 
     def submit(self, request: GenerationRequest) -> asyncio.Future:
         """Queue a request (429 when the queue is full); setting `request.cancelled` frees its batch row."""

@@ -87,8 +87,7 @@ class InternVisionConfig(PreTrainedConfig):
 def _torch_dtype_to_dtype(kwargs: dict) -> None:
     """Released files say `torch_dtype`; transformers 5 calls it `dtype` (we write `torch_dtype` back)."""
     if "torch_dtype" in kwargs:
-        value = kwargs.pop("torch_dtype")
-        kwargs.setdefault("dtype", value)
+        kwargs.setdefault("dtype", kwargs.pop("torch_dtype"))
 
 
 def _llm_config_from_dict(d: dict) -> PreTrainedConfig:
