@@ -110,10 +110,14 @@ def template_names() -> list[str]:
     return sorted(_TEMPLATES)
 
 
-# Hermes-2 (V1.2) and internlm2-chat differ only in their system message and the original tokenizers' stop ids.
-for _name, _system, _stop_ids in (
-        ("Hermes-2", "Answer the questions.", (2, 6, 7, 8)),  # Yi: <|endoftext|>, <|im_start|>, <|im_end|>, <|im_sep|>
-        ("internlm2-chat", "You are an AI assistant whose name is InternLM (书生·浦语).", (2, 92541, 92542, 92543, 92540))):
+# Hermes-2 (V1.2) and internlm2-chat differ only in their system message and the original tokenizers' stop ids
+# (Yi's for Hermes-2: <|endoftext|>, <|im_start|>, <|im_end|>, <|im_sep|>).
+_IM_TEMPLATES = {
+    "Hermes-2": ("Answer the questions.", (2, 6, 7, 8)),
+    "internlm2-chat": ("You are an AI assistant whose name is InternLM (书生·浦语).",
+                       (2, 92541, 92542, 92543, 92540)),
+}
+for _name, (_system, _stop_ids) in _IM_TEMPLATES.items():
     register_conv_template(Conversation(
         name=_name, system_template="<|im_start|>system\n{system_message}", system_message=_system,
         roles=("<|im_start|>user\n", "<|im_start|>assistant\n"), sep_style=SeparatorStyle.MPT, sep="<|im_end|>",

@@ -178,19 +178,15 @@ def sample_chat(cfg: DemoConfig, model_dir: Path, paths: DemoPaths) -> dict:
     from ..image import image_to_tensor, load_image
     from ..model.loading import load_model_and_tokenizer
 
-    records = {}
-    for line in (paths.data / "test.jsonl").read_text(encoding="utf-8").splitlines():
-        rec = json.loads(line)
-        records[rec["id"]] = rec
+    lines = (paths.data / "test.jsonl").read_text(encoding="utf-8").splitlines()
+    records = {rec["id"]: rec for rec in map(json.loads, lines)}
     if cfg.eval.chat_image not in records:
         raise KeyError(f"eval.chat_image {cfg.eval.chat_image!r} is not a sample id of {paths.data / 'test.jsonl'}")
     image_path = paths.data / records[cfg.eval.chat_image]["image"]
     model, tokenizer = load_model_and_tokenizer(model_dir, torch.float32)
     pixel_values = image_to_tensor(load_image(image_path), size=model.image_size).unsqueeze(0)
-    turns = []
-    for q in cfg.eval.chat_questions:
-        answer = model.chat(tokenizer, pixel_values, q, dict(max_new_tokens=48, do_sample=False))
-        turns.append({"question": q, "answer": answer})
+    turns = [{"question": q, "answer": model.chat(tokenizer, pixel_values, q, dict(max_new_tokens=48, do_sample=False))}
+             for q in cfg.eval.chat_questions]
     return {"image": str(image_path), "turns": turns}
 
 
