@@ -69,9 +69,7 @@ class Conversation:
     @property
     def stop_strings(self) -> list[str]:
         """Strings after which generation must stop (the turn end, then stop_str)."""
-        out = [self.sep.strip()] if self.sep.strip() else []
-        if self.sep2 and self.sep2.strip():
-            out.append(self.sep2.strip())
+        out = [s.strip() for s in (self.sep, self.sep2) if s and s.strip()]
         if self.stop_str and self.stop_str not in out:
             out.append(self.stop_str)
         return out

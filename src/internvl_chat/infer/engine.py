@@ -130,10 +130,8 @@ class _Row:
             self._finish("stop")
             return
         self.tokens.append(token)
-        text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
-        if text.endswith("\ufffd"):  # an unfinished multi-byte character: wait for its next byte
-            text = text.rstrip("\ufffd")
-        self.text = text
+        # a trailing U+FFFD is an unfinished multi-byte character: wait for its next byte
+        self.text = self.tokenizer.decode(self.tokens, skip_special_tokens=True).rstrip("\ufffd")
         for s in self.req.params.stop:
             idx = self.text.find(s, max(0, self.emitted - len(s)))
             if idx != -1:

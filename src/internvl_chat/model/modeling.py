@@ -296,9 +296,6 @@ class InternVLChatModel(StrictLoading, PreTrainedModel):
         return self.language_model.generate(inputs_embeds=input_embeds, attention_mask=attention_mask,
                                             generation_config=generation_config, use_cache=True, **generate_kwargs)
 
-    def _system_message(self, template) -> str:
-        return getattr(self.config, "system_message", None) or template.system_message
-
     def build_prompt(self, question: str, history=None, num_patches_list=None, has_image: bool = True) -> str:
         """The full templated prompt (image blocks expanded) for one question, as `chat` uses it."""
         if history is None and has_image and IMAGE_PLACEHOLDER not in question:
@@ -309,8 +306,8 @@ class InternVLChatModel(StrictLoading, PreTrainedModel):
         turns.append(("user", question))
         blocks = [IMG_START_TOKEN + IMG_CONTEXT_TOKEN * (self.num_image_token * n) + IMG_END_TOKEN
                   for n in num_patches_list or []]
-        return render_prompt(turns, self.template, self._system_message(get_conv_template(self.template)),
-                             image_blocks=blocks, add_generation_prompt=True).text
+        system = getattr(self.config, "system_message", None) or get_conv_template(self.template).system_message
+        return render_prompt(turns, self.template, system, image_blocks=blocks, add_generation_prompt=True).text
 
     def _answer(self, tokenizer, pixel_values, queries: list[str], num_patches_list, generation_config: dict,
                 **generate_kwargs) -> list[str]:
