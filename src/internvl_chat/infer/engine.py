@@ -113,10 +113,8 @@ class _Row:
         self.text = ""
         self.emitted = 0
         self.finish_reason: str | None = None
-        self.generator = None
-        if req.params.temperature > 0:
-            self.generator = torch.Generator(device=device)
-            self.generator.manual_seed(req.params.seed if req.params.seed is not None else seed_fallback)
+        seed = req.params.seed if req.params.seed is not None else seed_fallback
+        self.generator = torch.Generator(device=device).manual_seed(seed) if req.params.temperature > 0 else None
 
     @property
     def done(self) -> bool:
@@ -341,8 +339,8 @@ def generate_batch(model, tokenizer, questions: Sequence[str], pixel_values_list
     requests = []
     for q, pv in zip(questions, pixel_values_list):
         images = [] if pv is None else list(pv)
-        if images and q.startswith(IMAGE_PLACEHOLDER + "\n"):
-            q = q[len(IMAGE_PLACEHOLDER) + 1:]  # batch_chat's own prefix; build_prompt adds it back
+        if images:
+            q = q.removeprefix(IMAGE_PLACEHOLDER + "\n")  # batch_chat's own prefix; build_prompt adds it back
         prompt = engine.build_prompt([ChatTurn("user", q, images)], system_message)
         requests.append(GenerationRequest(engine.encode(prompt), pv, params))
     return [r.text.strip() for r in engine.generate(requests)]

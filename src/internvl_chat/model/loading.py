@@ -89,9 +89,8 @@ def compose_from_parts(vision_path, llm_path, mlp_path=None, *, template: str = 
     llm = AutoModelForCausalLM.from_pretrained(
         llm_path, dtype=dtype, use_safetensors=True,
         attn_implementation=resolve_attn_implementation(attn_implementation, dtype, device))
-    num_new = add_internvl_tokens(tokenizer)
-    if num_new > 0 or llm.get_input_embeddings().weight.shape[0] < len(tokenizer):
-        resize_for_new_tokens(llm, len(tokenizer))
+    add_internvl_tokens(tokenizer)
+    resize_for_new_tokens(llm, len(tokenizer))  # a no-op when the embeddings already have the rows
     llm.config.vocab_size = len(tokenizer)
     config = InternVLChatConfig(
         vision_config=vision.config.to_dict(), llm_config=llm.config.to_dict(), template=template,
