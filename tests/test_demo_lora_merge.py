@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from internvl_chat.demo.lora_merge import merge_lora_export
+from internvl_chat.demo.run import merge_lora_export
 from internvl_chat.demo.smollm2 import ScratchLLM, write_scratch_llm
 from internvl_chat.model import (CheckpointMismatchError, InternVisionConfig, InternVisionModel, InternVLChatModel,
                                  compose_from_parts)
@@ -36,7 +36,7 @@ def test_merged_model_matches_the_adapter_model(lora_export):
     assert not merged.config.use_llm_lora and not hasattr(merged.language_model, "peft_config")
     assert (merged_dir / "tokenizer.json").is_file()
     ids = torch.tensor([tok("<img>" + "<IMG_CONTEXT>" * model.num_image_token + "</img> hello")["input_ids"]])
-    merged.img_context_token_id = model.img_context_token_id
+    merged.bind_token_ids(model.img_context_token_id)
     pixels = torch.randn(1, 3, 28, 28)
     with torch.no_grad():
         want = model(pixel_values=pixels, input_ids=ids).logits

@@ -29,7 +29,7 @@ def test_save_load_roundtrip_is_bit_identical(tmp_path, tiny_model):
     loaded = InternVLChatModel.from_pretrained(tmp_path)
     for k, v in model.state_dict().items():
         assert torch.equal(v, loaded.state_dict()[k]), k
-    loaded.img_context_token_id = model.img_context_token_id
+    loaded.bind_token_ids(model.img_context_token_id)
     assert torch.equal(_logits(model, tok), _logits(loaded, tok))
     assert not loaded.training
 
@@ -72,7 +72,7 @@ def test_checkpoint_written_in_the_original_layout_loads(tmp_path, tiny_model):
     loaded = InternVLChatModel.from_pretrained(tmp_path)
     assert loaded.ps_version == "v1" and loaded.template == "Hermes-2"
     assert loaded.language_model.config.rope_parameters["rope_theta"] == 5_000_000.0
-    loaded.img_context_token_id = model.img_context_token_id
+    loaded.bind_token_ids(model.img_context_token_id)
     torch.testing.assert_close(_logits(loaded, tok), _logits(model, tok), rtol=0, atol=0)
 
 

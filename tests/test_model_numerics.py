@@ -103,6 +103,27 @@ def test_drop_path_schedule_and_only_active_in_training():
     assert not torch.allclose(a, b)
 
 
+def test_internvit_activation_checkpointing_through_transformers_gives_the_same_gradients(vit):
+    """`gradient_checkpointing_enable()` (transformers' own switch) turns the encoder's checkpointing on and
+    off, and recomputing the layers changes no gradient."""
+    px = torch.randn(2, 3, 56, 56)
+
+    def grads():
+        vit.zero_grad()
+        vit(px).last_hidden_state.square().sum().backward()
+        return {n: p.grad.clone() for n, p in vit.named_parameters()}
+
+    vit.train()
+    want = grads()
+    vit.gradient_checkpointing_enable()
+    assert vit.encoder.gradient_checkpointing
+    got = grads()
+    for name in want:
+        torch.testing.assert_close(got[name], want[name])
+    vit.gradient_checkpointing_disable()
+    assert not vit.encoder.gradient_checkpointing
+
+
 def _index_grid(h=4, w=4, c=2):
     """x[n, row, col, ch] = 100*row + 10*col + ch, so every output value names its source."""
     rows = torch.arange(h).view(h, 1, 1) * 100

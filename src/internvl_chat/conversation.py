@@ -69,9 +69,7 @@ class Conversation:
     @property
     def stop_strings(self) -> list[str]:
         """Strings after which generation must stop (the turn end, then stop_str)."""
-        out = [self.sep.strip()] if self.sep.strip() else []
-        if self.sep2 and self.sep2.strip():
-            out.append(self.sep2.strip())
+        out = [s.strip() for s in (self.sep, self.sep2) if s and s.strip()]
         if self.stop_str and self.stop_str not in out:
             out.append(self.stop_str)
         return out
@@ -110,31 +108,18 @@ def template_names() -> list[str]:
     return sorted(_TEMPLATES)
 
 
-register_conv_template(
-    Conversation(
-        name="Hermes-2",
-        system_template="<|im_start|>system\n{system_message}",
-        system_message="Answer the questions.",
-        roles=("<|im_start|>user\n", "<|im_start|>assistant\n"),
-        sep_style=SeparatorStyle.MPT,
-        sep="<|im_end|>",
-        stop_str="<|endoftext|>",
-        stop_token_ids=(2, 6, 7, 8),  # Yi: <|endoftext|>, <|im_start|>, <|im_end|>, <|im_sep|>
-    )
-)
-
-register_conv_template(
-    Conversation(
-        name="internlm2-chat",
-        system_template="<|im_start|>system\n{system_message}",
-        system_message="You are an AI assistant whose name is InternLM (书生·浦语).",
-        roles=("<|im_start|>user\n", "<|im_start|>assistant\n"),
-        sep_style=SeparatorStyle.MPT,
-        sep="<|im_end|>",
-        stop_str="<|endoftext|>",
-        stop_token_ids=(2, 92541, 92542, 92543, 92540),
-    )
-)
+# Hermes-2 (V1.2) and internlm2-chat differ only in their system message and the original tokenizers' stop ids
+# (Yi's for Hermes-2: <|endoftext|>, <|im_start|>, <|im_end|>, <|im_sep|>).
+_IM_TEMPLATES = {
+    "Hermes-2": ("Answer the questions.", (2, 6, 7, 8)),
+    "internlm2-chat": ("You are an AI assistant whose name is InternLM (书生·浦语).",
+                       (2, 92541, 92542, 92543, 92540)),
+}
+for _name, (_system, _stop_ids) in _IM_TEMPLATES.items():
+    register_conv_template(Conversation(
+        name=_name, system_template="<|im_start|>system\n{system_message}", system_message=_system,
+        roles=("<|im_start|>user\n", "<|im_start|>assistant\n"), sep_style=SeparatorStyle.MPT, sep="<|im_end|>",
+        stop_str="<|endoftext|>", stop_token_ids=_stop_ids))
 
 register_conv_template(
     Conversation(

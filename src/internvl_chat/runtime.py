@@ -15,18 +15,34 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-# Every dtype spelling a command accepts -> the torch attribute. Each command offers its own subset
-# (train: bf16/fp32, eval: bf16/fp16/fp32, chat/serve/web: bfloat16/float16/float32 plus "auto").
+# Every dtype spelling a command accepts -> the torch attribute. Each command accepts every spelling of
+# the dtypes it offers (train: bf16/fp32, eval and chat/serve/web: bf16/fp16/fp32, chat/serve/web also
+# "auto"); the first spelling of each dtype is the one a command stores (`dtype_name`).
 DTYPE_NAMES = {"bf16": "bfloat16", "bfloat16": "bfloat16", "fp16": "float16", "float16": "float16",
                "fp32": "float32", "float32": "float32"}
 
 
 def dtype_choices(*names: str) -> tuple[str, ...]:
-    """The spellings a command accepts (checked against the table, so a typo fails at import)."""
+    """The dtypes a command offers (checked against the table, so a typo fails at import)."""
     unknown = [n for n in names if n not in DTYPE_NAMES]
     if unknown:
         raise KeyError(f"not in runtime.DTYPE_NAMES: {unknown}")
     return names
+
+
+def dtype_name(name: str) -> str:
+    """The stored spelling of a dtype (bfloat16 -> bf16, so both give the same eval cache identity);
+    a name not in the table ("auto", a typo) comes back unchanged for the caller to accept or refuse."""
+    attr = DTYPE_NAMES.get(name)
+    return next((short for short, a in DTYPE_NAMES.items() if a == attr), name)
+
+
+def add_dtype_argument(p, *names: str, default: str, auto: str | None = None) -> None:
+    """`--dtype` accepting every spelling of `names` (plus "auto", meaning `auto`, when given), one help text."""
+    spellings = ", ".join("|".join(s for s, a in DTYPE_NAMES.items() if a == DTYPE_NAMES[n]) for n in names)
+    p.add_argument("--dtype", type=dtype_name, default=default,
+                   choices=(("auto",) if auto else ()) + tuple(map(dtype_name, dtype_choices(*names))),
+                   help=f"weights dtype: {spellings}" + (f"; auto: {auto}" if auto else ""))
 
 
 def torch_dtype(name: str) -> "torch.dtype":

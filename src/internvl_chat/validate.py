@@ -33,10 +33,6 @@ def _existing(path, what: str, folder: bool) -> Path:
     return p
 
 
-def _folder(path, what: str) -> Path:
-    return _existing(path, what, folder=True)
-
-
 def read_json(path: Path, what: str):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -103,7 +99,7 @@ def weight_files(folder: Path) -> list[Path]:
 
 def check_model_dir(path, *, tokenizer: bool = True, what: str = "model folder") -> Path:
     """A loadable InternVL-Chat folder: config.json parses, weights complete, tokenizer files present."""
-    folder = _folder(path, what)
+    folder = _existing(path, what, folder=True)
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
         raise UserError(f"{folder} is not a model folder (no config.json); "
@@ -120,15 +116,12 @@ def check_model_dir(path, *, tokenizer: bool = True, what: str = "model folder")
 
 
 def check_tokenizer_dir(path, what: str = "tokenizer folder") -> Path:
-    folder = _folder(path, what)
+    folder = _existing(path, what, folder=True)
     if not any((folder / name).is_file() for name in TOKENIZER_FILES):
         raise UserError(f"{what} {folder} has no tokenizer files ({', '.join(TOKENIZER_FILES)})")
-    cfg = folder / "tokenizer_config.json"
-    if cfg.is_file():
-        read_json(cfg, "the tokenizer configuration")
-    tj = folder / "tokenizer.json"
-    if tj.is_file():
-        read_json(tj, "the tokenizer")
+    for name, what_file in (("tokenizer_config.json", "the tokenizer configuration"), ("tokenizer.json", "the tokenizer")):
+        if (folder / name).is_file():
+            read_json(folder / name, what_file)
     return folder
 
 
@@ -163,8 +156,6 @@ def check_device(spec: str | None) -> str | None:
         dev = torch.device(spec)
     except (RuntimeError, ValueError):
         raise UserError(f"--device {spec!r} is not a device (use cpu, cuda, cuda:N or mps)") from None
-    if dev.type == "cpu":
-        return spec
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise UserError(f"--device {spec}: this torch has no usable CUDA "
@@ -172,12 +163,12 @@ def check_device(spec: str | None) -> str | None:
         n = torch.cuda.device_count()
         if dev.index is not None and dev.index >= n:
             raise UserError(f"--device {spec}: only {n} CUDA device(s) (cuda:0..cuda:{n - 1})")
-        return spec
-    if dev.type == "mps":
+    elif dev.type == "mps":
         if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
             raise UserError(f"--device {spec}: MPS is not available here; use --device cpu")
-        return spec
-    raise UserError(f"--device {spec}: unsupported device type {dev.type!r} (use cpu, cuda, cuda:N or mps)")
+    elif dev.type != "cpu":
+        raise UserError(f"--device {spec}: unsupported device type {dev.type!r} (use cpu, cuda, cuda:N or mps)")
+    return spec
 
 
 def check_port(host: str, port: int) -> None:

@@ -91,9 +91,9 @@ def extract_vision(model_dir: Path, out: Path) -> Path:
     """Save the InternViT of a trained chat model as a stand-alone InternViT folder (the released layout)."""
     import torch
 
-    from ..model import InternVLChatModel
+    from ..model.loading import load_model
 
-    model = InternVLChatModel.from_pretrained(model_dir, dtype=torch.float32)
+    model = load_model(model_dir, torch.float32)
     shutil.rmtree(out, ignore_errors=True)
     model.vision_model.save_pretrained(out)
     return out
@@ -127,13 +127,29 @@ def run_stage(name: str, cfg: DemoConfig, paths: DemoPaths, model_overrides: lis
     return Path(result.export_dir), minutes
 
 
+def _has_lora(model_dir: Path) -> bool:
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    return bool(config.get("use_llm_lora") or config.get("use_backbone_lora"))
+
+
+def merge_lora_export(src: str | Path, dst: str | Path) -> Path:
+    """Write `src` (an export with use_llm_lora / use_backbone_lora > 0) to `dst` with the adapters merged,
+    as `internvl-chat merge-lora` does, in fp32 whatever the export's dtype; a plain export is refused."""
+    import torch
+
+    from ..train.lora import merge_lora_checkpoint
+
+    if not _has_lora(src):
+        raise ValueError(f"{src} has no LoRA adapters (use_llm_lora and use_backbone_lora are 0)")
+    shutil.rmtree(dst, ignore_errors=True)
+    merge_lora_checkpoint(src, dst, dtype=torch.float32)
+    return Path(dst)
+
+
 def merge_if_lora(model_dir: Path, paths: DemoPaths) -> Path:
     """Stage 2 may train the LLM with LoRA; fold the adapters so the harness loads a plain model."""
-    config = json.loads((model_dir / "config.json").read_text())
-    if not (config.get("use_llm_lora") or config.get("use_backbone_lora")):
+    if not _has_lora(model_dir):
         return model_dir
-    from .lora_merge import merge_lora_export
-
     merge_lora_export(model_dir, paths.model)
     log(f"merged LoRA adapters -> {paths.model}")
     return paths.model
@@ -162,19 +178,15 @@ def sample_chat(cfg: DemoConfig, model_dir: Path, paths: DemoPaths) -> dict:
     from ..image import image_to_tensor, load_image
     from ..model.loading import load_model_and_tokenizer
 
-    records = {}
-    for line in (paths.data / "test.jsonl").read_text(encoding="utf-8").splitlines():
-        rec = json.loads(line)
-        records[rec["id"]] = rec
+    lines = (paths.data / "test.jsonl").read_text(encoding="utf-8").splitlines()
+    records = {rec["id"]: rec for rec in map(json.loads, lines)}
     if cfg.eval.chat_image not in records:
         raise KeyError(f"eval.chat_image {cfg.eval.chat_image!r} is not a sample id of {paths.data / 'test.jsonl'}")
     image_path = paths.data / records[cfg.eval.chat_image]["image"]
     model, tokenizer = load_model_and_tokenizer(model_dir, torch.float32)
     pixel_values = image_to_tensor(load_image(image_path), size=model.image_size).unsqueeze(0)
-    turns = []
-    for q in cfg.eval.chat_questions:
-        answer = model.chat(tokenizer, pixel_values, q, dict(max_new_tokens=48, do_sample=False))
-        turns.append({"question": q, "answer": answer})
+    turns = [{"question": q, "answer": model.chat(tokenizer, pixel_values, q, dict(max_new_tokens=48, do_sample=False))}
+             for q in cfg.eval.chat_questions]
     return {"image": str(image_path), "turns": turns}
 
 

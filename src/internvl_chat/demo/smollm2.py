@@ -51,14 +51,10 @@ def locate_gguf() -> Path:
     return path
 
 
-def is_cached(cache_dir: Path) -> bool:
-    return all((Path(cache_dir) / name).is_file() for name in CACHE_MARKERS)
-
-
 def convert_to_safetensors(cache_dir, gguf_path: Path | None = None) -> Path:
     """Write SmolLM2-135M-Instruct as fp32 safetensors + tokenizer into `cache_dir` (once); return it."""
     cache_dir = Path(cache_dir)
-    if is_cached(cache_dir):
+    if all((cache_dir / name).is_file() for name in CACHE_MARKERS):
         return cache_dir
     gguf_path = gguf_path or locate_gguf()
     if importlib.util.find_spec("gguf") is None:

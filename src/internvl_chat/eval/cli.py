@@ -19,10 +19,8 @@ import torch
 
 from .benchmarks import benchmark_names, get_benchmark
 from .benchmarks.base import FLAVOURS
-from ..runtime import DistInfo, dtype_choices, init_distributed, shutdown_distributed, torch_dtype
+from ..runtime import DistInfo, add_dtype_argument, init_distributed, shutdown_distributed, torch_dtype
 from .runner import ModelGenerator, RunConfig, cache_dir, evaluate, model_identity, read_cache, validate
-
-_DTYPES = dtype_choices("bf16", "fp16", "fp32")
 
 
 class LazyModelGenerator:
@@ -63,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dist-timeout-min", type=float, default=180.0,
                    help="collective timeout of a multi-process run, in minutes: ranks reach the barriers "
                         "between benchmarks far apart (NCCL's default is 10)")
-    p.add_argument("--dtype", choices=sorted(_DTYPES), default="bf16" if torch.cuda.is_available() else "fp32")
+    add_dtype_argument(p, "bf16", "fp16", "fp32", default="bf16" if torch.cuda.is_available() else "fp32")
     p.add_argument("--regenerate", action="store_true",
                    help="delete cached predictions made with another model or settings and generate them again "
                         "(default: refuse, naming what differs)")

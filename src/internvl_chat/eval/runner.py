@@ -29,7 +29,7 @@ from ..conversation import encode_prompt, left_pad
 from ..image import image_to_tensor
 from ..runtime import DistInfo
 from .benchmarks import Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, get_benchmark
-from .benchmarks.base import DOCS_LINK, default_oracle
+from .benchmarks.base import DOCS_LINK, LoadResult, default_oracle
 
 BLANK_RGB = (124, 116, 104)  # ImageNet mean colour: an all-zero tensor after normalisation
 
@@ -127,7 +127,7 @@ def load_samples(bench: Benchmark, data_root: Path, limit: int | None = None) ->
     Raises BenchmarkDataError (one line) on anything wrong, so a run fails before the model loads.
     """
     samples = bench.load(Path(data_root))
-    layout, skipped = getattr(samples, "layout", ""), dict(getattr(samples, "skipped", {}))
+    layout = getattr(samples, "layout", "")
     if not samples:
         raise BenchmarkDataError(f"{bench.name}: the {layout or 'data'} under {data_root} holds no questions")
     seen: set[str] = set()
@@ -139,14 +139,7 @@ def load_samples(bench: Benchmark, data_root: Path, limit: int | None = None) ->
     if missing:
         raise BenchmarkDataError(f"{bench.name}: {len(missing)} of {len(samples)} images are missing from the {layout} "
                                  f"layout, first {missing[0].image.path} ({missing[0].image.origin}); see {DOCS_LINK}")
-    out = list(samples[:limit] if limit is not None else samples)
-    return _with_info(out, layout, skipped)
-
-
-def _with_info(samples: list[Sample], layout: str, skipped: dict) -> list[Sample]:
-    from .benchmarks.base import LoadResult
-
-    return LoadResult(samples, layout=layout, skipped=skipped)
+    return LoadResult(samples[:limit] if limit is not None else samples, layout, getattr(samples, "skipped", {}))
 
 
 def validate(names: list[str], data_root: Path, limit: int | None = None) -> dict[str, list[Sample]]:

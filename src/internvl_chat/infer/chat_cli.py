@@ -65,10 +65,7 @@ def interactive(session: ChatSession, read: Callable[[str], str] = input, out: T
     while True:
         try:
             line = read("you> ").strip()
-        except EOFError:
-            out.write("\n")
-            return 0
-        except KeyboardInterrupt:
+        except (EOFError, KeyboardInterrupt):
             out.write("\n")
             return 0
         if not line:

@@ -8,14 +8,12 @@ import os
 import sys
 from pathlib import Path
 
-from ..runtime import dtype_choices, torch_dtype
-
-DTYPES = ("auto", *dtype_choices("float32", "bfloat16", "float16"))  # auto: as saved
+from ..runtime import add_dtype_argument, torch_dtype
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="checkpoint folder (config.json, weights, tokenizer)")
-    p.add_argument("--dtype", choices=sorted(DTYPES), default="auto", help="weights dtype (auto: as saved)")
+    add_dtype_argument(p, "bf16", "fp16", "fp32", default="auto", auto="as saved")
     p.add_argument("--device", default=None,
                    help="cpu (default), cuda:N, or cuda / auto: split the model over all visible GPUs")
     p.add_argument("--threads", type=int, default=None,
@@ -42,11 +40,7 @@ def _load_engine(args, max_batch_size: int = 16):
     return InferenceEngine.from_model_dir(args.model, dtype=dtype, device=args.device, max_batch_size=max_batch_size)
 
 
-def chat_main(argv: list[str] | None = None) -> int:
-    from .chat_cli import ChatSession, interactive, one_shot
-    from .engine import SamplingParams
-    from ..image import ImageLoadError
-
+def _chat_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="internvl-chat chat", description="Chat with a model in the terminal.")
     _model_args(p)
     p.add_argument("--image", help="image to talk about")
@@ -56,6 +50,15 @@ def chat_main(argv: list[str] | None = None) -> int:
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (V1.2's documented setting)")
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=None)
+    return p
+
+
+def chat_main(argv: list[str] | None = None) -> int:
+    from .chat_cli import ChatSession, interactive, one_shot
+    from .engine import SamplingParams
+    from ..image import ImageLoadError
+
+    p = _chat_parser()
     args = p.parse_args(argv)
     from ..errors import UserError
 

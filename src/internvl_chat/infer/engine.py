@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from ..constants import IMAGE_PLACEHOLDER, IMG_CONTEXT_TOKEN, image_block
-from ..conversation import encode_prompt, get_conv_template, render_prompt
+from ..conversation import encode_prompt, get_conv_template, left_pad, render_prompt
 from ..image import image_to_tensor
 
 RESERVED_TEXT = (IMAGE_PLACEHOLDER, "<img>", "</img>", IMG_CONTEXT_TOKEN)
@@ -113,10 +113,8 @@ class _Row:
         self.text = ""
         self.emitted = 0
         self.finish_reason: str | None = None
-        self.generator = None
-        if req.params.temperature > 0:
-            self.generator = torch.Generator(device=device)
-            self.generator.manual_seed(req.params.seed if req.params.seed is not None else seed_fallback)
+        seed = req.params.seed if req.params.seed is not None else seed_fallback
+        self.generator = torch.Generator(device=device).manual_seed(seed) if req.params.temperature > 0 else None
 
     @property
     def done(self) -> bool:
@@ -130,10 +128,8 @@ class _Row:
             self._finish("stop")
             return
         self.tokens.append(token)
-        text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
-        if text.endswith("\ufffd"):  # an unfinished multi-byte character: wait for its next byte
-            text = text.rstrip("\ufffd")
-        self.text = text
+        # a trailing U+FFFD is an unfinished multi-byte character: wait for its next byte
+        self.text = self.tokenizer.decode(self.tokens, skip_special_tokens=True).rstrip("\ufffd")
         for s in self.req.params.stop:
             idx = self.text.find(s, max(0, self.emitted - len(s)))
             if idx != -1:
@@ -300,13 +296,8 @@ class InferenceEngine:
         for i, req in enumerate(requests):
             self._check(req, i)
         device, lm = self.device, self.model.language_model
-        width = max(len(r.input_ids) for r in requests)
-        ids = torch.full((len(requests), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(requests), width), dtype=torch.long)
-        for i, r in enumerate(requests):  # left padding: every row's last prompt token is at the same column
-            ids[i, width - len(r.input_ids):] = torch.tensor(r.input_ids)
-            mask[i, width - len(r.input_ids):] = 1
-        ids, mask = ids.to(device), mask.to(device)
+        # left padding: every row's last prompt token is at the same column
+        ids, mask = (torch.tensor(t, device=device) for t in left_pad([r.input_ids for r in requests], self.tokenizer))
         embeds, _ = self.model.embed_inputs(ids, visual_features=self._image_features(requests))
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         rows = []
@@ -348,8 +339,8 @@ def generate_batch(model, tokenizer, questions: Sequence[str], pixel_values_list
     requests = []
     for q, pv in zip(questions, pixel_values_list):
         images = [] if pv is None else list(pv)
-        if images and q.startswith(IMAGE_PLACEHOLDER + "\n"):
-            q = q[len(IMAGE_PLACEHOLDER) + 1:]  # batch_chat's own prefix; build_prompt adds it back
+        if images:
+            q = q.removeprefix(IMAGE_PLACEHOLDER + "\n")  # batch_chat's own prefix; build_prompt adds it back
         prompt = engine.build_prompt([ChatTurn("user", q, images)], system_message)
         requests.append(GenerationRequest(engine.encode(prompt), pv, params))
     return [r.text.strip() for r in engine.generate(requests)]

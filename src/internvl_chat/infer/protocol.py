@@ -35,11 +35,10 @@ MESSAGE_FIELDS = {"role", "content", "name"}
 
 
 class APIError(Exception):
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
-                 type_: str | None = None):
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None):
         super().__init__(message)
         self.status, self.message, self.param, self.code = status, message, param, code
-        self.type = type_ or ERROR_TYPES.get(status, "invalid_request_error")
+        self.type = ERROR_TYPES.get(status, "invalid_request_error")
 
     def body(self) -> dict:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
@@ -197,8 +196,7 @@ def parse_chat_request(payload: dict, load_image: Callable[[str, str], Any], max
     messages = payload.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _bad("'messages' must be a non-empty list", "messages", "missing_required_parameter")
-    n = _number(payload, "n", 1, 1, 1, integer=True)
-    del n  # only one choice per request
+    _number(payload, "n", 1, 1, 1, integer=True)  # only one choice per request
     _refuse_unsupported(payload)
 
     turns, system_parts = _parse_messages(messages, load_image, max_images)

@@ -14,6 +14,7 @@ import hmac
 import logging
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -74,31 +75,44 @@ class ChatService:
                                 f"{self.max_prompt_tokens} prompt tokens", param="messages",
                            code="context_length_exceeded")
         try:
-            prompt = self.engine.build_prompt(chat.turns, chat.system_message)
+            gen = self.engine.prepare(chat.turns, chat.params, chat.system_message)
         except ValueError as e:
             raise APIError(400, str(e), param="messages", code="invalid_value") from None
-        input_ids = self.engine.encode(prompt)
-        n_images = sum(len(t.images) for t in chat.turns)
-        if len(input_ids) > self.max_prompt_tokens:
-            raise APIError(400, f"the prompt is {len(input_ids)} tokens ({n_images} images x "
+        n_prompt, n_images = len(gen.input_ids), sum(len(t.images) for t in chat.turns)
+        if n_prompt > self.max_prompt_tokens:
+            raise APIError(400, f"the prompt is {n_prompt} tokens ({n_images} images x "
                                 f"{self.engine.model.num_image_token} tokens included); this server accepts at most "
                                 f"{self.max_prompt_tokens} prompt tokens", param="messages",
                            code="context_length_exceeded")
-        room = self.engine.max_context - len(input_ids)
-        if not chat.max_tokens_given and chat.params.max_new_tokens > room >= 1:
-            chat.params = dataclasses.replace(chat.params, max_new_tokens=room)
-        if len(input_ids) + chat.params.max_new_tokens > self.engine.max_context:
-            raise APIError(400, f"the prompt ({len(input_ids)} tokens) plus max_tokens ({chat.params.max_new_tokens}) "
+        room = self.engine.max_context - n_prompt
+        if not chat.max_tokens_given and gen.params.max_new_tokens > room >= 1:
+            gen.params = dataclasses.replace(gen.params, max_new_tokens=room)
+        if n_prompt + gen.params.max_new_tokens > self.engine.max_context:
+            raise APIError(400, f"the prompt ({n_prompt} tokens) plus max_tokens ({gen.params.max_new_tokens}) "
                                 f"exceeds the model's context of {self.engine.max_context} tokens", param="max_tokens",
                            code="context_length_exceeded")
-        return chat, GenerationRequest(input_ids=input_ids, pixel_values=self.engine.pixel_values(chat.turns),
-                                       params=chat.params)
+        return chat, gen
 
     def submit(self, request: GenerationRequest) -> asyncio.Future:
+        """Queue a request (429 when the queue is full); setting `request.cancelled` frees its batch row."""
+        request.cancelled = threading.Event()
         try:
             return self.batcher.submit(request)
         except QueueFullError as e:
             raise APIError(429, f"the server is busy: {e}", code="queue_full") from None
+
+    def submit_streaming(self, request: GenerationRequest) -> tuple[asyncio.Future, AsyncIterator[str]]:
+        """`submit`, and the reply's pieces of text as they decode (the iterator ends when the future is done)."""
+        loop, pieces, end = asyncio.get_running_loop(), asyncio.Queue(), object()
+        request.on_text = lambda piece: loop.call_soon_threadsafe(pieces.put_nowait, piece)
+        future = self.submit(request)
+        # the result is set after every on_text call was scheduled on the loop, so `end` arrives last
+        future.add_done_callback(lambda _: pieces.put_nowait(end))
+
+        async def stream():
+            while (piece := await pieces.get()) is not end:
+                yield piece
+        return future, stream()
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -181,12 +195,8 @@ def create_app(engine_or_model_dir, config: ServerConfig | None = None) -> FastA
         payload = parse_json_body(await _read_body(request, config.max_body_bytes))
         chat, gen = await run_in_threadpool(service.prepare, payload)
         cid = new_completion_id()
-        gen.cancelled = threading.Event()
         if chat.stream:
-            loop = asyncio.get_running_loop()
-            pieces: asyncio.Queue = asyncio.Queue()
-            gen.on_text = lambda text: loop.call_soon_threadsafe(pieces.put_nowait, text)
-            future = service.submit(gen)  # queue full -> 429 before any byte of the stream is sent
+            future, pieces = service.submit_streaming(gen)  # queue full -> 429 before any byte of the stream
             return StreamingResponse(_stream(config.model_name, chat, gen, future, pieces, cid),
                                      media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -205,13 +215,10 @@ def create_app(engine_or_model_dir, config: ServerConfig | None = None) -> FastA
 
 
 async def _stream(model: str, chat: ChatRequest, gen: GenerationRequest, future: asyncio.Future,
-                  pieces: asyncio.Queue, cid: str):
-    done = object()
-    # the result is set after every on_text call was scheduled on the loop, so `done` arrives last
-    future.add_done_callback(lambda _: pieces.put_nowait(done))
+                  pieces: AsyncIterator[str], cid: str):
     try:
         yield sse(chunk_body(cid, model, {"role": "assistant", "content": ""}))
-        while (piece := await pieces.get()) is not done:
+        async for piece in pieces:
             yield sse(chunk_body(cid, model, {"content": piece}))
         result = future.result()
         yield sse(chunk_body(cid, model, {}, _finish_reason(result.finish_reason)))

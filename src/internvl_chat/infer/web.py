@@ -10,10 +10,8 @@ V1.2 sees one image per conversation.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hmac
-import threading
 
 from fastapi import FastAPI, Request
 
@@ -48,24 +46,10 @@ def _with_question(state: dict, text: str) -> list:
     return state["turns"] + [ChatTurn("user", text, images)]
 
 
-_DONE = object()  # end of a reply's stream of pieces
-
-
-def _submit(service, request) -> tuple:
-    """Submit to the batcher; the decoded pieces arrive on the returned queue (then `_DONE`)."""
-    loop = asyncio.get_running_loop()
-    pieces: asyncio.Queue = asyncio.Queue()
-    request.on_text = lambda piece: loop.call_soon_threadsafe(pieces.put_nowait, piece)
-    request.cancelled = threading.Event()
-    future = service.submit(request)
-    future.add_done_callback(lambda _: pieces.put_nowait(_DONE))
-    return future, pieces
-
-
-async def _stream(future, pieces: asyncio.Queue, answer):
+async def _stream(future, pieces, answer):
     """Show the reply as it decodes; the engine's result once done (raises what generation raised)."""
     reply = ""
-    while (piece := await pieces.get()) is not _DONE:
+    async for piece in pieces:
         reply += piece
         answer.set_text(reply)
     return future.result()
@@ -142,7 +126,7 @@ def _chat_page(service, title: str):
                 return
             status.set_text("Generating...")
             try:
-                future, pieces = _submit(service, request)
+                future, pieces = service.submit_streaming(request)
             except Exception as err:  # queue full: say so on the page
                 answer.set_text(f"[server busy: {err}]")
                 state["busy"] = False

@@ -87,8 +87,7 @@ class InternVisionConfig(PreTrainedConfig):
 def _torch_dtype_to_dtype(kwargs: dict) -> None:
     """Released files say `torch_dtype`; transformers 5 calls it `dtype` (we write `torch_dtype` back)."""
     if "torch_dtype" in kwargs:
-        value = kwargs.pop("torch_dtype")
-        kwargs.setdefault("dtype", value)
+        kwargs.setdefault("dtype", kwargs.pop("torch_dtype"))
 
 
 def _llm_config_from_dict(d: dict) -> PreTrainedConfig:
@@ -126,14 +125,11 @@ class InternVLChatConfig(PreTrainedConfig):
         ps_version: str = "v1",
         **kwargs,
     ):
-        if vision_config is None:
-            vision_config = {}
-        if llm_config is None:
-            llm_config = {"model_type": "llama"}
-        self.vision_config = (
-            vision_config if isinstance(vision_config, InternVisionConfig) else InternVisionConfig(**vision_config)
-        )
-        self.llm_config = llm_config if isinstance(llm_config, PreTrainedConfig) else _llm_config_from_dict(llm_config)
+        if not isinstance(vision_config, InternVisionConfig):
+            vision_config = InternVisionConfig(**(vision_config or {}))
+        if not isinstance(llm_config, PreTrainedConfig):
+            llm_config = _llm_config_from_dict({"model_type": "llama"} if llm_config is None else llm_config)
+        self.vision_config, self.llm_config = vision_config, llm_config
         self.use_backbone_lora = use_backbone_lora
         self.use_llm_lora = use_llm_lora
         self.pad2square = pad2square

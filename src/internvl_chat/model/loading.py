@@ -17,16 +17,21 @@ from .tokenizer import add_internvl_tokens, load_tokenizer
 from .vision import InternVisionModel
 
 
-def load_model_and_tokenizer(path, dtype: torch.dtype | None = None, device: str | None = None):
-    """(model, tokenizer) of a checkpoint folder, strictly loaded, for chat, serve, web, eval and the demo.
+def load_model(path, dtype: torch.dtype | None = None, device: str | None = None) -> InternVLChatModel:
+    """The model of a checkpoint folder, strictly loaded: the one loader of chat, serve, web, eval,
+    merge-lora and the demo (merge-lora reads exports that may have no tokenizer).
 
     `device` is a `--device` value (None / cpu, cuda, cuda:N, auto): the model is placed at load time
     (never a full copy on the host first), split over the GPUs for auto / cuda (model/device_map.py)."""
     from .device_map import resolve_device_map
 
     device_map = resolve_device_map(device, read_config(path).llm_config.num_hidden_layers)
-    model = InternVLChatModel.from_pretrained(path, dtype=dtype, device_map=device_map)
-    return model, load_tokenizer(path)
+    return InternVLChatModel.from_pretrained(path, dtype=dtype, device_map=device_map)
+
+
+def load_model_and_tokenizer(path, dtype: torch.dtype | None = None, device: str | None = None):
+    """(model, tokenizer) of a checkpoint folder: `load_model` and the folder's tokenizer."""
+    return load_model(path, dtype, device), load_tokenizer(path)
 
 
 def load_mlp_projector(path) -> dict[str, torch.Tensor]:
@@ -84,9 +89,8 @@ def compose_from_parts(vision_path, llm_path, mlp_path=None, *, template: str = 
     llm = AutoModelForCausalLM.from_pretrained(
         llm_path, dtype=dtype, use_safetensors=True,
         attn_implementation=resolve_attn_implementation(attn_implementation, dtype, device))
-    num_new = add_internvl_tokens(tokenizer)
-    if num_new > 0 or llm.get_input_embeddings().weight.shape[0] < len(tokenizer):
-        resize_for_new_tokens(llm, len(tokenizer))
+    add_internvl_tokens(tokenizer)
+    resize_for_new_tokens(llm, len(tokenizer))  # a no-op when the embeddings already have the rows
     llm.config.vocab_size = len(tokenizer)
     config = InternVLChatConfig(
         vision_config=vision.config.to_dict(), llm_config=llm.config.to_dict(), template=template,
@@ -105,5 +109,5 @@ def read_config(path) -> InternVLChatConfig:
         return InternVLChatConfig(**json.load(f))
 
 
-__all__ = ["load_model_and_tokenizer", "compose_from_parts", "load_mlp_projector", "read_config",
+__all__ = ["load_model", "load_model_and_tokenizer", "compose_from_parts", "load_mlp_projector", "read_config",
            "CheckpointMismatchError", "InternVisionConfig"]

@@ -166,8 +166,12 @@ class InternVLChatModel(StrictLoading, PreTrainedModel):
         """Record the tokenizer's special-token ids the model needs (the `<IMG_CONTEXT>` id); returns it.
 
         Call once after loading a model and its tokenizer; `chat`/`batch_chat` call it themselves."""
-        self.img_context_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)
-        return self.img_context_token_id
+        return self.bind_token_ids(tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN))
+
+    def bind_token_ids(self, img_context_token_id: int) -> int:
+        """`bind_tokenizer` without a tokenizer (the trainer's skeleton knows only the id); returns it."""
+        self.img_context_token_id = img_context_token_id
+        return img_context_token_id
 
     # -- vision path ---------------------------------------------------------------------------
     def pixel_shuffle(self, x: torch.Tensor, scale_factor: float = 0.5) -> torch.Tensor:
@@ -292,9 +296,6 @@ class InternVLChatModel(StrictLoading, PreTrainedModel):
         return self.language_model.generate(inputs_embeds=input_embeds, attention_mask=attention_mask,
                                             generation_config=generation_config, use_cache=True, **generate_kwargs)
 
-    def _system_message(self, template) -> str:
-        return getattr(self.config, "system_message", None) or template.system_message
-
     def build_prompt(self, question: str, history=None, num_patches_list=None, has_image: bool = True) -> str:
         """The full templated prompt (image blocks expanded) for one question, as `chat` uses it."""
         if history is None and has_image and IMAGE_PLACEHOLDER not in question:
@@ -305,22 +306,25 @@ class InternVLChatModel(StrictLoading, PreTrainedModel):
         turns.append(("user", question))
         blocks = [IMG_START_TOKEN + IMG_CONTEXT_TOKEN * (self.num_image_token * n) + IMG_END_TOKEN
                   for n in num_patches_list or []]
-        return render_prompt(turns, self.template, self._system_message(get_conv_template(self.template)),
-                             image_blocks=blocks, add_generation_prompt=True).text
+        system = getattr(self.config, "system_message", None) or get_conv_template(self.template).system_message
+        return render_prompt(turns, self.template, system, image_blocks=blocks, add_generation_prompt=True).text
 
-    def _prepare_generation(self, tokenizer, generation_config: dict) -> tuple[dict, str]:
+    def _answer(self, tokenizer, pixel_values, queries: list[str], num_patches_list, generation_config: dict,
+                **generate_kwargs) -> list[str]:
+        """Generate for the prompts in one left-padded batch; each answer is cut at the template's separator."""
+        if pixel_values is not None and len(pixel_values) != sum(num_patches_list):
+            raise ValueError(f"pixel_values has {len(pixel_values)} images but num_patches_list sums to {sum(num_patches_list)}")
         self.bind_tokenizer(tokenizer)
         template = get_conv_template(self.template)
-        stop_ids = template.stop_token_ids_for(tokenizer)
         cfg = dict(generation_config)
-        cfg.setdefault("eos_token_id", stop_ids or tokenizer.eos_token_id)
+        cfg.setdefault("eos_token_id", template.stop_token_ids_for(tokenizer) or tokenizer.eos_token_id)
         if tokenizer.pad_token_id is not None:
             cfg.setdefault("pad_token_id", tokenizer.pad_token_id)
-        return cfg, template.sep.strip()
-
-    @staticmethod
-    def _clean_response(text: str, sep: str) -> str:
-        return (text.split(sep)[0] if sep else text).strip()
+        ids, mask = left_pad([encode_prompt(tokenizer, q) for q in queries], tokenizer)
+        out = self.generate(pixel_values=pixel_values, input_ids=torch.tensor(ids, device=self.device),
+                            attention_mask=torch.tensor(mask, device=self.device), **cfg, **generate_kwargs)
+        sep = template.sep.strip()
+        return [(t.split(sep)[0] if sep else t).strip() for t in tokenizer.batch_decode(out, skip_special_tokens=True)]
 
     def chat(self, tokenizer, pixel_values, question: str, generation_config: dict, history=None,
              return_history: bool = False, num_patches_list=None, IMG_START_TOKEN=IMG_START_TOKEN,
@@ -330,16 +334,11 @@ class InternVLChatModel(StrictLoading, PreTrainedModel):
         del IMG_START_TOKEN, IMG_END_TOKEN, IMG_CONTEXT_TOKEN  # fixed by the checkpoint's tokenizer
         if num_patches_list is None:
             num_patches_list = [pixel_values.shape[0]] if pixel_values is not None else []
-        if pixel_values is not None and len(pixel_values) != sum(num_patches_list):
-            raise ValueError(f"pixel_values has {len(pixel_values)} images but num_patches_list sums to {sum(num_patches_list)}")
         if history is None and pixel_values is not None and IMAGE_PLACEHOLDER not in question:
             question = IMAGE_PLACEHOLDER + "\n" + question  # kept in the history, as the original does
-        cfg, sep = self._prepare_generation(tokenizer, generation_config)
         query = self.build_prompt(question, history, num_patches_list, has_image=pixel_values is not None)
-        input_ids, attention_mask = _left_padded([encode_prompt(tokenizer, query)], tokenizer)
-        out = self.generate(pixel_values=pixel_values, input_ids=input_ids.to(self.device),
-                            attention_mask=attention_mask.to(self.device), streamer=streamer, **cfg)
-        response = self._clean_response(tokenizer.batch_decode(out, skip_special_tokens=True)[0], sep)
+        response = self._answer(tokenizer, pixel_values, [query], num_patches_list, generation_config,
+                                streamer=streamer)[0]
         if verbose:
             print(query.replace(IMG_CONTEXT_TOKEN * self.num_image_token, "<IMG_CONTEXT>*N"), response)
         if return_history:
@@ -358,23 +357,12 @@ class InternVLChatModel(StrictLoading, PreTrainedModel):
             num_patches_list = [1] * len(questions) if pixel_values is not None else [0] * len(questions)
         if len(num_patches_list) != len(questions):
             raise ValueError(f"{len(questions)} questions but num_patches_list has {len(num_patches_list)} entries")
-        if pixel_values is not None and len(pixel_values) != sum(num_patches_list):
-            raise ValueError(f"pixel_values has {len(pixel_values)} images but num_patches_list sums to {sum(num_patches_list)}")
-        cfg, sep = self._prepare_generation(tokenizer, generation_config)
         queries = [self.build_prompt(q, None, [n] if n else [], has_image=n > 0) for q, n in zip(questions, num_patches_list)]
-        input_ids, attention_mask = _left_padded([encode_prompt(tokenizer, q) for q in queries], tokenizer)
-        out = self.generate(pixel_values=pixel_values, input_ids=input_ids.to(self.device),
-                            attention_mask=attention_mask.to(self.device), **cfg)
-        responses = [self._clean_response(t, sep) for t in tokenizer.batch_decode(out, skip_special_tokens=True)]
+        responses = self._answer(tokenizer, pixel_values, queries, num_patches_list, generation_config)
         if verbose:
             for q, r in zip(questions, responses):
                 print(q, r)
         return responses
-
-
-def _left_padded(rows: list[list[int]], tokenizer) -> tuple[torch.Tensor, torch.Tensor]:
-    ids, mask = left_pad(rows, tokenizer)
-    return torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.long)
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:

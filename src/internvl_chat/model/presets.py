@@ -97,7 +97,7 @@ def cli_main(argv: list[str] | None = None) -> int:
     p.add_argument("--image-size", type=int, default=None, help="tiny only: image size in pixels (multiple of 28)")
     args = p.parse_args(argv)
     from ..errors import UserError
-    from ..validate import check_output_dir
+    from ..validate import check_model_dir, check_output_dir
 
     out_dir = check_output_dir(args.output, "--output")
     if (out_dir / "config.json").exists():
@@ -109,8 +109,6 @@ def cli_main(argv: list[str] | None = None) -> int:
         overrides["image_size"] = args.image_size
     out = init_model_dir(args.preset, args.output, seed=args.seed, **overrides)
     if args.preset == "tiny":
-        from ..validate import check_model_dir
-
         check_model_dir(out)  # "wrote" only for a folder whose files are complete
     what = "config only (40.07B parameters; load real weights instead)" if args.preset == "v1_2" else "weights + tokenizer"
     print(f"wrote {args.preset} model to {out}: {what}", file=sys.stderr)

@@ -37,10 +37,6 @@ def _check_loading_info(path, info: dict, allowed_missing=()) -> None:
         raise CheckpointMismatchError(f"checkpoint {path} does not match the model; " + "; ".join(parts))
 
 
-def _tied_keys(model) -> set[str]:
-    return set(getattr(model, "all_tied_weights_keys", {}) or {})
-
-
 def map_device(device_map):
     """Where a device map puts the LLM: the first device it names (None: the CPU)."""
     if device_map is None:
@@ -102,6 +98,6 @@ def _load(cls, path: str, dtype, device_map, strict: bool, attn_implementation, 
     kwargs.pop("trust_remote_code", None)  # never needed: the code is this package
     model, info = super(StrictLoading, cls).from_pretrained(path, output_loading_info=True, **kwargs)
     if strict:
-        _check_loading_info(path, info, allowed_missing=_tied_keys(model))
+        _check_loading_info(path, info, allowed_missing=set(getattr(model, "all_tied_weights_keys", {}) or {}))
     model.eval()
     return model

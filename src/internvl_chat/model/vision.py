@@ -222,9 +222,6 @@ class InternVisionModel(StrictLoading, InternVisionPreTrainedModel):
     def get_input_embeddings(self):
         return self.embeddings
 
-    def _set_gradient_checkpointing(self, enable: bool = True, gradient_checkpointing_func=None):
-        self.encoder.gradient_checkpointing = enable
-
     def resize_pos_embeddings(self, old_size: int, new_size: int, patch_size: int) -> None:
         """Permanently resample the position embedding from old_size to new_size pixels (V1.2's force_image_size)."""
         del old_size

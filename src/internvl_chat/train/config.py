@@ -21,6 +21,7 @@ import yaml
 
 from ..errors import UserError
 from ..overrides import OverrideTypeError, coerce, type_name
+from ..runtime import dtype_name
 
 
 class ConfigError(UserError, ValueError):
@@ -286,6 +287,7 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"schedule.lr_scheduler must be cosine or constant, got {cfg.schedule.lr_scheduler!r}")
     if not 0.0 <= cfg.schedule.warmup_ratio < 1.0:
         raise ConfigError(f"schedule.warmup_ratio must be in [0, 1), got {cfg.schedule.warmup_ratio}")
+    cfg.parallel.dtype, cfg.parallel.reduce_dtype = map(dtype_name, (cfg.parallel.dtype, cfg.parallel.reduce_dtype))
     if cfg.parallel.dtype not in ("auto", "bf16", "fp32"):
         raise ConfigError(f"parallel.dtype must be auto, bf16 or fp32, got {cfg.parallel.dtype!r}")
     if cfg.parallel.reduce_dtype not in ("bf16", "fp32"):

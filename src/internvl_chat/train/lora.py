@@ -83,12 +83,13 @@ def merge_lora(model) -> bool:
     return merged
 
 
-def merge_lora_checkpoint(src: str | Path, dst: str | Path, max_shard_size: str = "5GB") -> bool:
-    """Load a LoRA-trained export, merge the adapters and write a plain checkpoint (+ tokenizer)."""
-    from ..model import InternVLChatModel
+def merge_lora_checkpoint(src: str | Path, dst: str | Path, max_shard_size: str = "5GB", dtype=None) -> bool:
+    """Load a LoRA-trained export (in `dtype`, default as saved), merge the adapters and write a plain
+    checkpoint (+ tokenizer)."""
+    from ..model.loading import load_model
     from ..model.tokenizer import load_tokenizer
 
-    model = InternVLChatModel.from_pretrained(src)
+    model = load_model(src, dtype)
     merged = merge_lora(model)
     model.save_pretrained(dst, max_shard_size=max_shard_size)
     if any(Path(src).glob("tokenizer*")):

@@ -90,7 +90,7 @@ def build_skeleton(cfg: TrainConfig, config: InternVLChatConfig, img_context_tok
     model.float()  # fp32 master weights whatever the checkpoint's dtype; bf16 is FSDP's compute copy
     apply_tuning(model, cfg.tune)
     cast_frozen(model, param_dtype(cfg.parallel, info.device))  # ...but only for what trains
-    model.img_context_token_id = img_context_token_id
+    model.bind_token_ids(img_context_token_id)
     if cfg.parallel.activation_checkpointing:
         enable_activation_checkpointing(model, cfg.parallel.activation_checkpointing_every)
     shard_model(model, cfg.parallel, info)

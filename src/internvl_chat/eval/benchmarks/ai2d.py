@@ -12,9 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    mcq_tsv_samples, LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext,
-    check_lengths, hf_image, list_options, mcq_prompt, parquet_shards, read_jsonl, read_parquet, require,
-    Layout, internvl_image, load_layout,
+    LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, hf_image, internvl_image,
+    layout_loader, list_options, mcq_prompt, mcq_tsv_layout, read_jsonl, read_parquet, require,
 )
 from .scoring import accuracy_result, bench_metric, flavour, mcq_letter
 
@@ -28,25 +27,18 @@ def _options_in(question: str) -> dict[str, str]:
     return out
 
 
-def _from_internvl(data_root: Path):
-    def read(root: Path) -> list[Sample]:
-        # InternVL V1.2 (evaluate_vqa.py, ai2diagram_test): Qwen-VL's test.jsonl, options already in the
-        # question; image paths relative to internvl_chat/ (data/ai2diagram/...)
-        return [Sample(id=str(r.get("question_id", i)),
-                       image=internvl_image(data_root, root, require(r, "image"), r["_origin"]),
-                       question=str(require(r, "question")), answer=str(require(r, "answer")),
-                       choices=_options_in(str(r["question"])), meta={"options_in_question": True})
-                for i, r in enumerate(read_jsonl(root / "test.jsonl"))]
-    return read
-
-
-def _from_tsv(root: Path) -> list[Sample]:
-    return mcq_tsv_samples(root / "AI2D_TEST.tsv")
+def _from_internvl(root: Path) -> list[Sample]:
+    # InternVL V1.2 (evaluate_vqa.py, ai2diagram_test): Qwen-VL's test.jsonl, options already in the
+    # question; image paths relative to internvl_chat/ (data/ai2diagram/...)
+    return [Sample(id=str(r.get("question_id", i)), image=internvl_image(root, require(r, "image"), r["_origin"]),
+                   question=str(require(r, "question")), answer=str(require(r, "answer")),
+                   choices=_options_in(str(r["question"])), meta={"options_in_question": True})
+            for i, r in enumerate(read_jsonl(root / "test.jsonl"))]
 
 
 def _from_parquet(root: Path) -> list[Sample]:
     out = []
-    for i, r in enumerate(read_parquet(parquet_shards(root, "data/test-*.parquet"))):
+    for i, r in enumerate(read_parquet(root, "data/test-*.parquet")):
         choices = list_options(list(require(r, "options")))
         try:
             answer = LETTERS[int(require(r, "answer"))]
@@ -57,13 +49,11 @@ def _from_parquet(root: Path) -> list[Sample]:
     return out
 
 
-def load(data_root: Path) -> list[Sample]:
-    layouts = [
-        Layout("InternVL V1.2 jsonl", ["test.jsonl"], _from_internvl(data_root)),
-        Layout("VLMEvalKit TSV", ["AI2D_TEST.tsv"], _from_tsv),
-        Layout("Hugging Face lmms-lab/ai2d parquet", ["data/test-*.parquet"], _from_parquet),
-    ]
-    return load_layout("AI2D", data_root, ("ai2d", "ai2diagram"), layouts)
+load = layout_loader("AI2D", ("ai2d", "ai2diagram"), [
+    Layout("InternVL V1.2 jsonl", ["test.jsonl"], _from_internvl),
+    mcq_tsv_layout("AI2D_TEST.tsv"),
+    Layout("Hugging Face lmms-lab/ai2d parquet", ["data/test-*.parquet"], _from_parquet),
+])
 
 
 def prompt(s: Sample) -> str:
@@ -77,7 +67,6 @@ def prompt(s: Sample) -> str:
 
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "ai2d-test")
     if flavour("ai2d", ctx, "exact_match"):  # InternVL's evaluate_exact_match_accuracy: strip + lower equality
         hits = [float(bench_metric("ai2d", ctx, "exact_match", gt=s.answer, pred=p)) for s, p in zip(samples, preds)]
         return accuracy_result("ai2d-test", samples, preds, hits)
@@ -90,6 +79,5 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="ai2d-test", title="AI2D", split="test", metric="accuracy", max_new_tokens=10, load=load, prompt=prompt,
-    score=score, data_dir="ai2d",
-    flavours={"internvl": "strip + lower exact match with the answer letter", "vlmevalkit": "can_infer (+judge)"},
+    scorer=score, data_dir="ai2d",
 )]

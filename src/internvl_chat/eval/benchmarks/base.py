@@ -14,6 +14,7 @@ import base64
 import binascii
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -113,13 +114,18 @@ class Benchmark:
     max_new_tokens: int
     load: Callable[[Path], list[Sample]]  # data_root -> samples (raises BenchmarkDataError with file/row)
     prompt: Callable[[Sample], str]
-    score: Callable[[list[Sample], list[str], ScoreContext], BenchmarkResult]
+    scorer: Callable[[list[Sample], list[str], ScoreContext], BenchmarkResult]  # called by score()
     data_dir: str = ""  # sub-folder of --data-root (see docs/eval.md)
     has_answers: bool = True  # False: writes the official submission file instead of a score
-    flavours: dict[str, str] = field(default_factory=dict)  # our flavour -> what the metric flavour is called
 
     oracle: Callable[[Sample], str] | None = None  # the gold prediction of a sample (--oracle); None: default_oracle
     check_submission: Callable[[str, list[Sample]], str] | None = None  # test splits: validate the written file
+
+    def score(self, samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
+        """The result of one prediction per sample (the lists are checked here, for every benchmark)."""
+        if len(samples) != len(preds):
+            raise ValueError(f"{self.name}: {len(samples)} samples but {len(preds)} predictions")
+        return self.scorer(samples, preds, ctx)
 
     def generation_config(self) -> dict:
         # V1.2 is evaluated greedily (>30B params forces num_beams=1 in InternVL's scripts).
@@ -184,16 +190,22 @@ def load_layout(title: str, data_root: Path, folders: tuple[str, ...], layouts: 
     raise BenchmarkDataError(f"{title}: no known layout in {root} ({what}); expected one of {expected}; see {DOCS_LINK}")
 
 
-def internvl_image(data_root: Path, root: Path, rel: str, origin: str) -> "ImageSource":
-    """An image path from InternVL's V1.2 eval jsonl files.
+def layout_loader(title: str, folders: tuple[str, ...], layouts: list[Layout]) -> Callable[[Path], LoadResult]:
+    """A benchmark's `load`: load_layout over its folders and layouts."""
+    return lambda data_root: load_layout(title, data_root, folders, layouts)
+
+
+def internvl_image(root: Path, rel: str, origin: str) -> "ImageSource":
+    """An image path from InternVL's V1.2 eval jsonl files in the benchmark folder `root`.
 
     InternVL's scripts run from internvl_chat/ and the jsonl files name images as
     `data/<bench>/...` (evaluate_vqa.py / evaluate_scienceqa.py open them as given), so
-    `data/` is our --data-root; a file moved elsewhere is still found next to the jsonl.
+    `data/` is our --data-root, the parent of `root`; a file moved elsewhere is still
+    found next to the jsonl.
     """
     rel = str(rel)
     if rel.startswith("data/"):
-        direct = data_root / rel[len("data/"):]
+        direct = root.parent / rel[len("data/"):]
         parts = rel.split("/", 2)
         if not direct.exists() and len(parts) == 3 and (root / parts[2]).exists():
             return ImageSource(path=str(root / parts[2]), origin=origin)
@@ -207,10 +219,7 @@ def default_oracle(s: Sample) -> str:
     if a is None:  # test splits: any well-formed answer (the submission format is what is checked)
         return next(iter(s.choices), "unanswerable")
     if isinstance(a, (list, tuple)):
-        counts: dict[str, int] = {}
-        for x in a:
-            counts[str(x)] = counts.get(str(x), 0) + 1
-        return max(counts, key=counts.get)  # first of the most frequent (dict keeps insertion order)
+        return Counter(map(str, a)).most_common(1)[0][0]  # first of the most frequent (ties keep insertion order)
     return str(a)
 
 
@@ -256,17 +265,13 @@ def _is_na(value: Any) -> bool:
         return False
 
 
-def cell_text(value: Any) -> str:
-    """A TSV cell as the original's f-string / str() shows it (numbers as pandas typed them: 2.0, 3)."""
-    return str(value)
-
-
-def read_parquet(paths: list[Path]) -> list[dict[str, Any]]:
-    """Hugging Face parquet shards as a list of dicts (image columns stay {bytes, path} structs)."""
+def read_parquet(root: Path, pattern: str) -> list[dict[str, Any]]:
+    """The Hugging Face parquet shards `pattern` matches under `root`, in name order, as a list of dicts
+    (image columns stay {bytes, path} structs)."""
     import pyarrow.parquet as pq
 
     rows: list[dict[str, Any]] = []
-    for path in paths:
+    for path in sorted(root.glob(pattern)):
         try:
             table = pq.read_table(path)
         except Exception as e:  # pyarrow raises several types; name the file and re-raise as data error
@@ -300,10 +305,6 @@ def read_json(path: Path) -> Any:
             return json.load(f)
     except json.JSONDecodeError as e:
         raise BenchmarkDataError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from e
-
-
-def parquet_shards(root: Path, pattern: str) -> list[Path]:
-    return sorted(root.glob(pattern))
 
 
 def require(row: dict, key: str) -> Any:
@@ -351,6 +352,43 @@ def tsv_index(rows: list[dict]) -> dict[str, dict]:
     return {str(r["index"]): r for r in rows if "index" in r}
 
 
+def tsv_layout(file: str, answer: Callable[[dict], Any], **fields: Callable[[dict], Any]) -> Layout:
+    """The VLMEvalKit layout: one TSV (index, image or a reference to another row's, question) read as
+    `Sample`s; `answer(row)` and each of `fields` (a Sample field -> a function of the row) fill the rest."""
+    def read(root: Path) -> list[Sample]:
+        rows = read_tsv(root / file)
+        by_index = tsv_index(rows)
+        return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
+                       answer=answer(r), **{k: f(r) for k, f in fields.items()}) for r in rows]
+
+    return Layout("VLMEvalKit TSV", [file], read)
+
+
+def parse_answer_list(value, origin: str) -> list[str]:
+    """Reference answers: a list, a list of {answer: ...} dicts, or the string repr VLMEvalKit TSVs hold."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                raise BenchmarkDataError(f"{origin}: answers {text[:80]!r} is not a list literal") from None
+        else:
+            value = [text]
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = [str(value)]
+    if not isinstance(value, (list, tuple)) and hasattr(value, "tolist"):
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)) or not value:
+        raise BenchmarkDataError(f"{origin}: expected a non-empty list of answers, got {value!r}")
+    return [str(a["answer"]) if isinstance(a, dict) else str(a) for a in value]
+
+
+def tsv_answers(row: dict) -> list[str]:
+    """The reference answers of a VLMEvalKit VQA TSV row (its `answer` cell)."""
+    return parse_answer_list(require(row, "answer"), row["_origin"])
+
+
 def hf_image(row: dict, key: str = "image") -> ImageSource:
     """A parquet image struct {bytes, path} (datasets' Image feature)."""
     value = require(row, key)
@@ -374,13 +412,11 @@ def letter_options(row: dict, letters: str = "ABCDE") -> dict[str, str]:
     return out
 
 
-def mcq_tsv_samples(path: Path, extra=lambda row: {}) -> list[Sample]:
-    """A VLMEvalKit multiple-choice TSV (index, image or a reference to another row's, question, answer, A-E),
-    as its ImageMCQDataset reads one; `extra(row)` adds benchmark-specific Sample fields."""
-    rows = read_tsv(path)
-    by_index = tsv_index(rows)
-    return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
-                   answer=str(require(r, "answer")).strip(), choices=letter_options(r), **extra(r)) for r in rows]
+def mcq_tsv_layout(file: str, letters: str = "ABCDE", **fields: Callable[[dict], Any]) -> Layout:
+    """A VLMEvalKit multiple-choice TSV (answer letter, option columns `letters`), as its ImageMCQDataset
+    reads one; `fields` as in tsv_layout."""
+    return tsv_layout(file, lambda r: str(require(r, "answer")).strip(),
+                      choices=lambda r: letter_options(r, letters), **fields)
 
 
 def list_options(options: list[str]) -> dict[str, str]:
@@ -397,13 +433,17 @@ def mcq_prompt(question: str, choices: dict[str, str], suffix: str = MCQ_SUFFIX_
     return f"{text}\n{suffix}" if suffix else text
 
 
+def mcq_sample_prompt(s: Sample) -> str:
+    """A multiple-choice sample as InternVL prompts it: [hint] question, options, the English suffix."""
+    return mcq_prompt(s.question, s.choices, hint=s.hint)
+
+
+def short_answer_prompt(s: Sample) -> str:
+    return s.question + " " + SHORT_ANSWER_SUFFIX
+
+
 def mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
-
-
-def check_lengths(samples: list[Sample], preds: list[str], name: str) -> None:
-    if len(samples) != len(preds):
-        raise ValueError(f"{name}: {len(samples)} samples but {len(preds)} predictions")
 
 
 def check_json_submission(path: str, samples: list[Sample], kind: str) -> str:

@@ -13,33 +13,32 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, hf_image,
-    mean, parquet_shards, read_json, read_parquet, read_tsv, require, tsv_image, Layout, load_layout,
-    tsv_index,
+    Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, file_image, hf_image, layout_loader,
+    mean, parse_answer_list, read_json, read_parquet, require, short_answer_prompt, tsv_answers, tsv_layout,
 )
-from .scoring import accuracy_result, bench_metric, parse_answer_list
-from .textvqa import short_answer_prompt
+from .scoring import accuracy_result, bench_metric
 
 
-def _from_official(folder: str):
-    def read(root: Path) -> list[Sample]:
-        out = []
-        for split in ("human", "augmented"):
-            path = root / folder / f"test_{split}.json"
-            for i, r in enumerate(read_json(path)):
-                r["_origin"] = f"{path.name} [{i}]"
-                out.append(Sample(id=f"{split}/{i}", image=file_image(root / folder / "png", require(r, "imgname"), r["_origin"]),
-                                  question=str(require(r, "query")), answer=[str(require(r, "label"))],
-                                  meta={"category": split}))
-        return out
-    return read
+_RELEASE = "ChartQA Dataset/test"  # as "ChartQA Dataset.zip" unpacks
+
+
+def _from_official(root: Path) -> list[Sample]:
+    out = []
+    for split in ("human", "augmented"):
+        path = root / _RELEASE / f"test_{split}.json"
+        for i, r in enumerate(read_json(path)):
+            r["_origin"] = f"{path.name} [{i}]"
+            out.append(Sample(id=f"{split}/{i}", image=file_image(root / _RELEASE / "png", require(r, "imgname"), r["_origin"]),
+                              question=str(require(r, "query")), answer=[str(require(r, "label"))],
+                              meta={"category": split}))
+    return out
 
 
 def _from_parquet(root: Path) -> list[Sample]:
     return [Sample(id=str(i), image=hf_image(r), question=str(require(r, "query")),
                    answer=parse_answer_list(require(r, "label"), r["_origin"]),
                    meta={"category": "human" if int(require(r, "human_or_machine")) == 0 else "augmented"})
-            for i, r in enumerate(read_parquet(parquet_shards(root, "data/test-*.parquet")))]
+            for i, r in enumerate(read_parquet(root, "data/test-*.parquet"))]
 
 
 def _tsv_split(value, origin: str) -> str:
@@ -51,31 +50,18 @@ def _tsv_split(value, origin: str) -> str:
     return split
 
 
-def _from_tsv(root: Path) -> list[Sample]:
-    rows = read_tsv(root / "ChartQA_TEST.tsv")
-    by_index = tsv_index(rows)
-    return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
-                   answer=parse_answer_list(require(r, "answer"), r["_origin"]),
-                   meta={"category": _tsv_split(require(r, "split"), r["_origin"])}) for r in rows]
-
-
-def _official_files(folder: str) -> list[str]:
-    return [f"{folder}/test_human.json", f"{folder}/test_augmented.json", f"{folder}/png"]
-
-
 LAYOUTS = [
-    Layout("official release (ChartQA Dataset.zip)", _official_files("ChartQA Dataset/test"), _from_official("ChartQA Dataset/test")),
+    Layout("official release (ChartQA Dataset.zip)",
+           [f"{_RELEASE}/test_human.json", f"{_RELEASE}/test_augmented.json", f"{_RELEASE}/png"], _from_official),
     Layout("Hugging Face HuggingFaceM4/ChartQA parquet", ["data/test-*.parquet"], _from_parquet),
-    Layout("VLMEvalKit TSV", ["ChartQA_TEST.tsv"], _from_tsv),
+    tsv_layout("ChartQA_TEST.tsv", tsv_answers,
+               meta=lambda r: {"category": _tsv_split(require(r, "split"), r["_origin"])}),
 ]
 
-
-def load(data_root: Path) -> list[Sample]:
-    return load_layout("ChartQA", data_root, ("chartqa", "ChartQA"), LAYOUTS)
+load = layout_loader("ChartQA", ("chartqa", "ChartQA"), LAYOUTS)
 
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "chartqa-test")
     hits = [max(float(bench_metric("chartqa", ctx, "relaxed_accuracy", gt=gt, pred=p)) for gt in s.answer) for s, p in zip(samples, preds)]
     result = accuracy_result("chartqa-test", samples, preds, hits)
     by_split = result.metrics.get("by_category", {})
@@ -87,6 +73,5 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="chartqa-test", title="ChartQA", split="test", metric="relaxed accuracy", max_new_tokens=100, load=load,
-    prompt=short_answer_prompt, score=score, data_dir="chartqa",
-    flavours={"internvl": "relaxed_correctness with swapped arguments", "vlmevalkit": "relative to the gold answer"},
+    prompt=short_answer_prompt, scorer=score, data_dir="chartqa",
 )]

@@ -12,12 +12,11 @@ import json
 from pathlib import Path
 
 from .base import (
-    check_json_submission,
-    Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, hf_image,
-    parquet_shards, read_json, read_parquet, read_tsv, require, tsv_image, Layout, load_layout, tsv_index,
+    Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, check_json_submission, file_image,
+    hf_image, layout_loader, parse_answer_list, read_json, read_parquet, require, short_answer_prompt, tsv_answers,
+    tsv_layout,
 )
-from .scoring import accuracy_result, bench_metric, parse_answer_list
-from .textvqa import short_answer_prompt
+from .scoring import accuracy_result, bench_metric, submission_path, submission_result
 
 _HF = {"val": "validation", "test": "test"}
 
@@ -36,35 +35,22 @@ def _loader(split: str):
     def hf(root: Path) -> list[Sample]:
         return [Sample(id=str(require(r, "questionId")), image=hf_image(r), question=str(require(r, "question")),
                        answer=parse_answer_list(require(r, "answers"), r["_origin"]) if split == "val" else None)
-                for r in read_parquet(parquet_shards(root, f"DocVQA/{_HF[split]}-*.parquet"))]
-
-    def tsv(root: Path) -> list[Sample]:
-        rows = read_tsv(root / "DocVQA_VAL.tsv")
-        by_index = tsv_index(rows)
-        return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
-                       answer=parse_answer_list(require(r, "answer"), r["_origin"])) for r in rows]
+                for r in read_parquet(root, f"DocVQA/{_HF[split]}-*.parquet")]
 
     layouts = [Layout("official release", [f"{split}/{split}_v1.0.json", f"{split}/documents"], official),
                Layout("Hugging Face lmms-lab/DocVQA parquet", [f"DocVQA/{_HF[split]}-*.parquet"], hf)]
     if split == "val":
-        layouts.append(Layout("VLMEvalKit TSV", ["DocVQA_VAL.tsv"], tsv))
-
-    def load(data_root: Path) -> list[Sample]:
-        return load_layout(f"DocVQA {split}", data_root, ("docvqa",), layouts)
-
-    return load
+        layouts.append(tsv_layout("DocVQA_VAL.tsv", tsv_answers))
+    return layout_loader(f"DocVQA {split}", ("docvqa",), layouts)
 
 
 def score_val(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "docvqa-val")
     hits = [float(bench_metric("docvqa", ctx, "anls", gts=list(s.answer), pred=p)) for s, p in zip(samples, preds)]
     return accuracy_result("docvqa-val", samples, preds, hits, group_key=None)
 
 
 def score_test(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "docvqa-test")
-    if ctx.out_dir is None:
-        raise ValueError("docvqa-test: an output directory is needed to write the submission file")
+    path = submission_path("docvqa-test", ctx, "json")
     records = []
     for s, p in zip(samples, preds):
         try:
@@ -72,19 +58,15 @@ def score_test(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Be
         except ValueError:
             raise BenchmarkDataError(f"docvqa-test: questionId {s.id!r} is not an integer") from None
         records.append({"questionId": qid, "answer": p})
-    path = Path(ctx.out_dir) / "docvqa-test_submission.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(records, ensure_ascii=False))
-    return BenchmarkResult(name="docvqa-test", headline=None, metrics={"questions": len(samples)},
-                           num_samples=len(samples), submission=str(path), notes=["upload to the RRC DocVQA server"])
+    return submission_result("docvqa-test", samples, path, "RRC DocVQA server")
 
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="docvqa-val", title="DocVQA", split="val", metric="ANLS", max_new_tokens=100, load=_loader("val"),
-    prompt=short_answer_prompt, score=score_val, data_dir="docvqa",
-    flavours={"internvl": "official RRC ANLS (threshold 0.5)", "vlmevalkit": "same (identical per item)"},
+    prompt=short_answer_prompt, scorer=score_val, data_dir="docvqa",
 ), Benchmark(
     name="docvqa-test", title="DocVQA", split="test", metric="submission", max_new_tokens=100, load=_loader("test"),
-    prompt=short_answer_prompt, score=score_test, data_dir="docvqa", has_answers=False,
+    prompt=short_answer_prompt, scorer=score_test, data_dir="docvqa", has_answers=False,
     check_submission=lambda path, samples: check_json_submission(path, samples, "docvqa"),
 )]

@@ -12,22 +12,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    Benchmark, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, read_json,
-    read_jsonl, read_tsv, require, tsv_image,
-    Layout, LoadResult, internvl_image, load_layout, tsv_index,
+    Benchmark, BenchmarkResult, Layout, LoadResult, Sample, ScoreContext, file_image, internvl_image, layout_loader,
+    read_json, read_jsonl, require, short_answer_prompt, tsv_layout,
 )
 from .scoring import accuracy_result, bench_metric
-from .textvqa import short_answer_prompt
 
 
-def _from_internvl(data_root: Path):
-    def read(root: Path) -> list[Sample]:
-        # InternVL V1.2 (evaluate_vqa.py, gqa_testdev_llava): image paths are relative to internvl_chat/
-        return [Sample(id=str(require(r, "question_id")),
-                       image=internvl_image(data_root, root, require(r, "image"), r["_origin"]),
-                       question=str(require(r, "question")), answer=str(require(r, "answer")))
-                for r in read_jsonl(root / "llava_gqa_testdev_balanced_qwen_format.jsonl")]
-    return read
+def _from_internvl(root: Path) -> list[Sample]:
+    # InternVL V1.2 (evaluate_vqa.py, gqa_testdev_llava): image paths are relative to internvl_chat/
+    return [Sample(id=str(require(r, "question_id")), image=internvl_image(root, require(r, "image"), r["_origin"]),
+                   question=str(require(r, "question")), answer=str(require(r, "answer")))
+            for r in read_jsonl(root / "llava_gqa_testdev_balanced_qwen_format.jsonl")]
 
 
 def _from_official(root: Path) -> LoadResult:
@@ -42,31 +37,19 @@ def _from_official(root: Path) -> LoadResult:
     return LoadResult(out, skipped={"not in the balanced set": unbalanced})
 
 
-def _from_tsv(root: Path) -> list[Sample]:
-    rows = read_tsv(root / "GQA_TestDev_Balanced.tsv")
-    by_index = tsv_index(rows)
-    return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
-                   answer=str(require(r, "answer"))) for r in rows]
-
-
-def load(data_root: Path) -> list[Sample]:
-    layouts = [
-        Layout("InternVL V1.2 jsonl", ["llava_gqa_testdev_balanced_qwen_format.jsonl"], _from_internvl(data_root)),
-        Layout("official release", ["testdev_balanced_questions.json", "images"], _from_official),
-        Layout("VLMEvalKit TSV", ["GQA_TestDev_Balanced.tsv"], _from_tsv),
-    ]
-    return load_layout("GQA", data_root, ("gqa",), layouts)
+load = layout_loader("GQA", ("gqa",), [
+    Layout("InternVL V1.2 jsonl", ["llava_gqa_testdev_balanced_qwen_format.jsonl"], _from_internvl),
+    Layout("official release", ["testdev_balanced_questions.json", "images"], _from_official),
+    tsv_layout("GQA_TestDev_Balanced.tsv", lambda r: str(require(r, "answer"))),
+])
 
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "gqa-testdev")
     hits = [float(bench_metric("gqa", ctx, "exact_match", gt=s.answer, pred=p)) for s, p in zip(samples, preds)]
     return accuracy_result("gqa-testdev", samples, preds, hits)
 
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="gqa-testdev", title="GQA", split="testdev-balanced", metric="accuracy", max_new_tokens=10, load=load,
-    prompt=short_answer_prompt, score=score, data_dir="gqa",
-    flavours={"internvl": "LLaVA convert_gqa_for_eval (rstrip '.', lower) + exact match",
-              "vlmevalkit": "strip + lower exact match"},
+    prompt=short_answer_prompt, scorer=score, data_dir="gqa",
 )]

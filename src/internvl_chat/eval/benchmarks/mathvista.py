@@ -18,8 +18,8 @@ import re
 from pathlib import Path
 
 from .base import (
-    Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, check_lengths, file_image, hf_image,
-    is_missing, load_layout, parquet_shards, read_json, read_parquet, read_tsv, require, tsv_image, tsv_index,
+    Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, file_image, hf_image, is_missing,
+    layout_loader, read_json, read_parquet, read_tsv, require, tsv_image, tsv_index,
 )
 from .scoring import accuracy_result, bench_metric
 
@@ -66,8 +66,8 @@ def _sample(r: dict, image, prompt: str) -> Sample:
 
 
 def _from_parquet(root: Path) -> list[Sample]:
-    shards = parquet_shards(root, "data/testmini-*.parquet")
-    return [_sample(r, hf_image(r, "decoded_image"), require(r, "query")) for r in read_parquet(shards)]
+    rows = read_parquet(root, "data/testmini-*.parquet")
+    return [_sample(r, hf_image(r, "decoded_image"), require(r, "query")) for r in rows]
 
 
 def _from_official(root: Path) -> list[Sample]:
@@ -90,15 +90,11 @@ def _from_tsv(root: Path) -> list[Sample]:
     return [_sample(r, tsv_image(r, by_index), require(r, "question")) for r in rows]
 
 
-LAYOUTS = [
+load = layout_loader("MathVista", ("mathvista", "MathVista"), [
     Layout("Hugging Face AI4Math/MathVista parquet", ["data/testmini-*.parquet"], _from_parquet),
     Layout("official release", ["data/testmini.json", "data/query.json", "data/images"], _from_official),
     Layout("VLMEvalKit TSV", ["MathVista_MINI.tsv"], _from_tsv),
-]
-
-
-def load(data_root: Path) -> list[Sample]:
-    return load_layout("MathVista", data_root, ("mathvista", "MathVista"), LAYOUTS)
+])
 
 
 def prompt(s: Sample) -> str:
@@ -125,7 +121,6 @@ def rule_extract(s: Sample, response: str) -> tuple[str, bool]:
 
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "mathvista-testmini")
     hits, extra, judged = [], [], 0
     for s, p in zip(samples, preds):
         extraction, needs_more = rule_extract(s, p)
@@ -145,7 +140,5 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="mathvista-testmini", title="MathVista", split="testmini", metric="accuracy", max_new_tokens=1000,
-    load=load, prompt=prompt, score=score, data_dir="mathvista",
-    flavours={"internvl": "MathVista official normalize_extracted_answer + safe_equal",
-              "vlmevalkit": "VLMEvalKit post_check"},
+    load=load, prompt=prompt, scorer=score, data_dir="mathvista",
 )]

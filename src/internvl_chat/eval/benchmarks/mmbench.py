@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..metrics.mmbench import CIRCULAR_OFFSET
 from .base import (
-    MCQ_SUFFIX_CN, MCQ_SUFFIX_EN, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext,
-    Layout, check_lengths, hf_image, load_layout, mcq_prompt, mean, parquet_shards, read_parquet, read_tsv,
-    require, tsv_image, tsv_index,
+    MCQ_SUFFIX_CN, MCQ_SUFFIX_EN, Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext,
+    hf_image, layout_loader, mcq_prompt, mean, read_parquet, read_tsv, require, tsv_image, tsv_index,
 )
-from .scoring import bench_metric, flavour, mcq_letter
-
-CIRCULAR_OFFSET = 1_000_000
+from .scoring import bench_metric, flavour, mcq_letter, submission_path, submission_result
 _FILES = {  # (language, split) -> VLMEvalKit TSV, InternVL V1.2 TSVs (evaluate_mmbench.py ds_collections), parquet
     ("en", "dev"): ("MMBench_DEV_EN.tsv", ["mmbench_dev_20230712.tsv", "mmbench_dev_en_20231003.tsv"], "en/dev-*.parquet"),
     ("cn", "dev"): ("MMBench_DEV_CN.tsv", ["mmbench_dev_cn_20231003.tsv"], "cn/dev-*.parquet"),
@@ -68,7 +66,7 @@ def _loader(language: str, split: str):
         return read
 
     def from_parquet(root: Path) -> list[Sample]:
-        rows = read_parquet(parquet_shards(root, pq_glob))
+        rows = read_parquet(root, pq_glob)
         for r in rows:  # the HF snapshot is the same table through arrow: null is the missing cell
             for k, v in r.items():
                 if isinstance(v, float) and v != v:
@@ -78,11 +76,7 @@ def _loader(language: str, split: str):
     layouts = [Layout("VLMEvalKit TSV", [vek], from_tsv(vek))]
     layouts += [Layout("InternVL V1.2 TSV", [n], from_tsv(n)) for n in ivl]
     layouts.append(Layout("Hugging Face lmms-lab/MMBench parquet", [pq_glob], from_parquet))
-
-    def load(data_root: Path) -> list[Sample]:
-        return load_layout(f"MMBench {language} {split}", data_root, ("mmbench",), layouts)
-
-    return load
+    return layout_loader(f"MMBench {language} {split}", ("mmbench",), layouts)
 
 
 def _prompt(language: str):
@@ -92,19 +86,13 @@ def _prompt(language: str):
 
 def _resolved_preds(samples, preds, ctx) -> list[str]:
     """What the circular scorer sees: InternVL's post-processed letters, or raw text (judge letters if asked)."""
-    out = []
-    for s, p in zip(samples, preds):
-        letter = mcq_letter(s, p, ctx, "mmbench")
-        if flavour("mmbench", ctx, "mcq_match") != "vlmevalkit_can_infer":
-            out.append(letter if letter is not None else "")
-        else:
-            out.append(letter if letter is not None else p)
-    return out
+    raw_when_unmatched = flavour("mmbench", ctx, "mcq_match") == "vlmevalkit_can_infer"
+    letters = [mcq_letter(s, p, ctx, "mmbench") for s, p in zip(samples, preds)]
+    return [x if x is not None else (p if raw_when_unmatched else "") for x, p in zip(letters, preds)]
 
 
 def _score_dev(name):
     def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-        check_lengths(samples, preds, name)
         resolved = _resolved_preds(samples, preds, ctx)
         rows = [{"index": int(s.id), "answer": s.answer, **s.choices} for s in samples]
         hits = bench_metric("mmbench", ctx, "mmbench_circular", rows=rows, preds=resolved)
@@ -150,9 +138,7 @@ def _score_test(name):
     def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
         from openpyxl import Workbook
 
-        check_lengths(samples, preds, name)
-        if ctx.out_dir is None:
-            raise ValueError(f"{name}: an output directory is needed to write the submission file")
+        path = submission_path(name, ctx, "xlsx")
         resolved = _resolved_preds(samples, preds, ctx)
         columns = [c for c in samples[0].meta["row"] if c != "prediction"]
         wb = Workbook()
@@ -161,11 +147,8 @@ def _score_test(name):
         for s, r in zip(samples, resolved):
             row = s.meta["row"]
             ws.append([row.get(c) for c in columns] + [r])
-        path = Path(ctx.out_dir) / f"{name}_submission.xlsx"
-        path.parent.mkdir(parents=True, exist_ok=True)
         wb.save(path)
-        return BenchmarkResult(name=name, headline=None, metrics={"rows": len(samples)}, num_samples=len(samples),
-                               submission=str(path), notes=["upload to the MMBench evaluation server"])
+        return submission_result(name, samples, path, "MMBench evaluation server", count="rows")
 
     return score
 
@@ -175,10 +158,8 @@ BENCHMARKS = [  # collected by registry.py
         name=(_name := f"mmbench-{_split}-{_lang}"), title=_title, split=_split,
         metric="circular accuracy" if _split == "dev" else "submission",
         max_new_tokens=100, load=_loader(_lang, _split), prompt=_prompt(_lang),
-        score=_score_dev(_name) if _split == "dev" else _score_test(_name), data_dir="mmbench",
+        scorer=_score_dev(_name) if _split == "dev" else _score_test(_name), data_dir="mmbench",
         has_answers=_split == "dev", check_submission=None if _split == "dev" else check_xlsx,
-        flavours={"internvl": "internvl_post_process -> circular exact matching",
-                  "vlmevalkit": "can_infer (+judge) -> circular exact matching"},
     )
     for _lang, _title in (("en", "MMBench"), ("cn", "MMBench-CN")) for _split in ("dev", "test")
 ]

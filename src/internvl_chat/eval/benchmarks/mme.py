@@ -13,19 +13,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths,
-    file_image, hf_image, Layout, load_layout, parquet_shards, read_parquet, read_tsv, require,
-    tsv_image, tsv_index,
+    Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, file_image, hf_image, layout_loader,
+    read_parquet, read_tsv, require, short_answer_prompt, tsv_image, tsv_index,
 )
+from ..metrics.mme import MME_COGNITION, MME_PERCEPTION
 from ..metrics.yesno import internvl_mme_postprocess
 from .scoring import bench_metric, flavour
 
-PERCEPTION = ["existence", "count", "position", "color", "posters", "celebrity", "scene", "landmark", "artwork", "OCR"]
-COGNITION = ["commonsense_reasoning", "numerical_calculation", "text_translation", "code_reasoning"]
-
 
 def _sample(sid: str, subtask: str, image_key: str, image, question: str, answer: str, origin: str) -> Sample:
-    if subtask not in PERCEPTION + COGNITION:
+    if subtask not in MME_PERCEPTION + MME_COGNITION:
         raise BenchmarkDataError(f"{origin}: unknown MME subtask {subtask!r}")
     if answer not in ("Yes", "No"):
         raise BenchmarkDataError(f"{origin}: answer {answer!r} is not Yes or No")
@@ -44,7 +41,7 @@ def _from_tsv(root: Path) -> list[Sample]:
 def _from_parquet(root: Path) -> list[Sample]:
     return [_sample(f"{r['question_id']}#{i}", str(require(r, "category")), str(require(r, "question_id")),
                     hf_image(r), str(require(r, "question")), str(require(r, "answer")), r["_origin"])
-            for i, r in enumerate(read_parquet(parquet_shards(root, "data/test-*.parquet")))]
+            for i, r in enumerate(read_parquet(root, "data/test-*.parquet"))]
 
 
 def _from_internvl(root: Path) -> list[Sample]:
@@ -66,23 +63,14 @@ def _from_internvl(root: Path) -> list[Sample]:
     return samples
 
 
-LAYOUTS = [
+load = layout_loader("MME", ("mme", "MME"), [
     Layout("VLMEvalKit TSV", ["MME.tsv"], _from_tsv),
     Layout("Hugging Face lmms-lab/MME parquet", ["data/test-*.parquet"], _from_parquet),
     Layout("InternVL V1.2 (eval/mme)", ["Your_Results/*.txt", "images"], _from_internvl),
-]
-
-
-def load(data_root: Path) -> list[Sample]:
-    return load_layout("MME", data_root, ("mme", "MME"), LAYOUTS)
-
-
-def prompt(s: Sample) -> str:
-    return s.question + " " + SHORT_ANSWER_SUFFIX
+])
 
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "mme")
     official = flavour("mme", ctx, "mme_subtask") == "mme_official"
     by_task: dict[str, list[list[str]]] = {}
     for s, p in zip(samples, preds):
@@ -94,9 +82,9 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
         # the official script chunks lines two by two, so an image's questions must be adjacent
         rows.sort(key=lambda r: r[0])
         subtasks[task] = bench_metric("mme", ctx, "mme_subtask", subtask=task, rows=rows)
-    perception = sum(subtasks[t]["score"] for t in PERCEPTION if t in subtasks)
-    cognition = sum(subtasks[t]["score"] for t in COGNITION if t in subtasks)
-    missing = [t for t in PERCEPTION + COGNITION if t not in subtasks]
+    perception = sum(subtasks[t]["score"] for t in MME_PERCEPTION if t in subtasks)
+    cognition = sum(subtasks[t]["score"] for t in MME_COGNITION if t in subtasks)
+    missing = [t for t in MME_PERCEPTION + MME_COGNITION if t not in subtasks]
     notes = [f"subtasks missing from the data (sums are partial): {', '.join(missing)}"] if missing else []
     metrics = {"perception": perception, "cognition": cognition, "subtasks": subtasks,
                "empty_predictions": sum(1 for p in preds if not p.strip())}
@@ -107,7 +95,5 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="mme", title="MME", split="test", metric="perception score (sum of 10 subtasks)", max_new_tokens=20,
-    load=load, prompt=prompt, score=score, data_dir="mme",
-    flavours={"internvl": "InternVL post-processing + official MME calculation",
-              "vlmevalkit": "VLMEvalKit YOrN_Extraction + MME_rating"},
+    load=load, prompt=short_answer_prompt, scorer=score, data_dir="mme",
 )]

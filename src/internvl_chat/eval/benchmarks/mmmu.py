@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import ast
 import json
-from pathlib import Path
 
 from .base import (
-    check_json_submission,
-    MCQ_SUFFIX_EN, SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext,
-    Layout, LoadResult, check_lengths, hf_image, is_missing, list_options, load_layout, mcq_prompt, parquet_shards,
-    read_parquet, read_tsv, require, tsv_image, tsv_index,
+    MCQ_SUFFIX_EN, SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Layout, LoadResult, Sample,
+    ScoreContext, check_json_submission, hf_image, is_missing, layout_loader, list_options, mcq_prompt, read_parquet,
+    read_tsv, require, tsv_image, tsv_index,
 )
-from .scoring import accuracy_result, bench_metric, flavour, mcq_letter
+from .scoring import accuracy_result, bench_metric, flavour, mcq_letter, submission_path, submission_result
 
 _HF_SPLIT = {"val": "validation", "test": "test"}
 _TSV = {"val": "MMMU_DEV_VAL.tsv", "test": "MMMU_TEST.tsv"}
@@ -76,15 +74,10 @@ def _from_tsv(rows: list[dict], split: str) -> LoadResult:
 
 def _loader(split: str):
     hf_glob = f"*/{_HF_SPLIT[split]}-*.parquet"
-    layouts = [
-        Layout("Hugging Face MMMU/MMMU parquet", [hf_glob], lambda root: _from_parquet(read_parquet(parquet_shards(root, hf_glob)), split)),
+    return layout_loader(f"MMMU {split}", ("mmmu", "MMMU"), [
+        Layout("Hugging Face MMMU/MMMU parquet", [hf_glob], lambda root: _from_parquet(read_parquet(root, hf_glob), split)),
         Layout("VLMEvalKit TSV", [_TSV[split]], lambda root: _from_tsv(read_tsv(root / _TSV[split]), split)),
-    ]
-
-    def load(data_root: Path) -> list[Sample]:
-        return load_layout(f"MMMU {split}", data_root, ("mmmu", "MMMU"), layouts)
-
-    return load
+    ])
 
 
 def prompt(s: Sample) -> str:
@@ -102,7 +95,6 @@ def _answer(s: Sample, pred: str, ctx: ScoreContext) -> str:
 
 
 def score_val(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "mmmu-val")
     hits, extra = [], []
     for s, p in zip(samples, preds):
         if s.choices:
@@ -121,23 +113,16 @@ def score_val(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Ben
 
 
 def score_test(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "mmmu-test")
-    if ctx.out_dir is None:
-        raise ValueError("mmmu-test: an output directory is needed to write the submission file")
-    path = Path(ctx.out_dir) / "mmmu-test_submission.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = submission_path("mmmu-test", ctx, "json")
     path.write_text(json.dumps({s.id: _answer(s, p, ctx) for s, p in zip(samples, preds)}, ensure_ascii=False, indent=1))
-    return BenchmarkResult(name="mmmu-test", headline=None, metrics={"questions": len(samples)}, num_samples=len(samples),
-                           submission=str(path), notes=["upload to the MMMU EvalAI server"])
+    return submission_result("mmmu-test", samples, path, "MMMU EvalAI server")
 
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="mmmu-val", title="MMMU", split="val", metric="accuracy", max_new_tokens=100, load=_loader("val"),
-    prompt=prompt, score=score_val, data_dir="mmmu",
-    flavours={"internvl": "post_process letter == answer; open: MMMU parse_open_response/eval_open",
-              "vlmevalkit": "can_infer (+judge); open questions as a 2-option MCQ"},
+    prompt=prompt, scorer=score_val, data_dir="mmmu",
 ), Benchmark(
     name="mmmu-test", title="MMMU", split="test", metric="submission", max_new_tokens=100, load=_loader("test"),
-    prompt=prompt, score=score_test, data_dir="mmmu", has_answers=False,
+    prompt=prompt, scorer=score_test, data_dir="mmmu", has_answers=False,
     check_submission=lambda path, samples: check_json_submission(path, samples, "mmmu"),
 )]

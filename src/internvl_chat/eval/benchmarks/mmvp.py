@@ -12,8 +12,8 @@ import csv
 from pathlib import Path
 
 from .base import (
-    mcq_tsv_samples, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths,
-    file_image, Layout, load_layout, mcq_prompt, require,
+    Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, file_image, layout_loader,
+    mcq_sample_prompt, mcq_tsv_layout, require,
 )
 from .scoring import accuracy_result, bench_metric, mcq_letter
 
@@ -44,26 +44,13 @@ def _from_csv(root: Path) -> list[Sample]:
     return samples
 
 
-def _from_tsv(root: Path) -> list[Sample]:
-    return mcq_tsv_samples(root / "MMVP.tsv")
-
-
-LAYOUTS = [
+load = layout_loader("MMVP", ("mmvp", "MMVP"), [
     Layout("official / Hugging Face MMVP/MMVP (InternVL V1.2)", ["Questions.csv", "MMVP Images"], _from_csv),
-    Layout("VLMEvalKit TSV", ["MMVP.tsv"], _from_tsv),
-]
-
-
-def load(data_root: Path) -> list[Sample]:
-    return load_layout("MMVP", data_root, ("mmvp", "MMVP"), LAYOUTS)
-
-
-def prompt(s: Sample) -> str:
-    return mcq_prompt(s.question, s.choices)
+    mcq_tsv_layout("MMVP.tsv"),
+])
 
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "mmvp")
     if len(samples) % 2:
         raise ValueError(f"mmvp: {len(samples)} questions cannot form pairs (use an even --limit)")
     letters = [mcq_letter(s, p, ctx, "mmvp") for s, p in zip(samples, preds)]
@@ -76,7 +63,6 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
 
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
-    name="mmvp", title="MMVP", split="test", metric="pair accuracy", max_new_tokens=100, load=load, prompt=prompt,
-    score=score, data_dir="mmvp",
-    flavours={"internvl": "post_process letter, consecutive pairs", "vlmevalkit": "can_infer (+judge), pairs"},
+    name="mmvp", title="MMVP", split="test", metric="pair accuracy", max_new_tokens=100, load=load,
+    prompt=mcq_sample_prompt, scorer=score, data_dir="mmvp",
 )]

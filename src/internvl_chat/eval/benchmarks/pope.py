@@ -11,17 +11,15 @@ The V1.2 split files are from POPE@e3e3926 (random has 2,910 questions).
 from __future__ import annotations
 
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 from .base import (
-    SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths,
-    file_image, hf_image, mean, parquet_shards, read_jsonl, read_parquet, read_tsv, require, tsv_image,
-    Layout, load_layout, tsv_index,
+    SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, file_image,
+    hf_image, layout_loader, mean, read_jsonl, read_parquet, require, tsv_layout,
 )
-from ..metrics.pope import pope_counts
+from ..metrics.pope import POPE_SPLITS, pope_counts
 from .scoring import ReferenceCrash, bench_metric, flavour
-
-SPLITS = ("adversarial", "popular", "random")
 
 
 def _label(value, origin: str) -> str:
@@ -37,7 +35,7 @@ def _from_internvl(root: Path) -> list[Sample]:
     # by position within a category (eval_pope.py zips the category's answers with the label file).
     questions = read_jsonl(root / "llava_pope_test.jsonl")
     samples = []
-    for split in SPLITS:
+    for split in POPE_SPLITS:
         mine = [q for q in questions if q.get("category") == split]
         labels = read_jsonl(root / "coco" / f"coco_pope_{split}.json")
         if len(mine) != len(labels):
@@ -48,53 +46,40 @@ def _from_internvl(root: Path) -> list[Sample]:
                                   image=file_image(root / "val2014", require(q, "image"), q["_origin"]),
                                   question=str(require(q, "text")), answer=_label(require(lab, "label"), lab["_origin"]),
                                   meta={"splits": [split]}))
-    other = [q for q in questions if q.get("category") not in SPLITS]
+    other = [q for q in questions if q.get("category") not in POPE_SPLITS]
     if other:
-        raise BenchmarkDataError(f"POPE: {other[0]['_origin']}: category {other[0].get('category')!r} is not one of {SPLITS}")
+        raise BenchmarkDataError(f"POPE: {other[0]['_origin']}: category {other[0].get('category')!r} is not one of {POPE_SPLITS}")
     return samples
 
 
-def _from_official(folder: str):
-    def read(root: Path) -> list[Sample]:
-        samples = []
-        for split in SPLITS:
-            for r in read_jsonl(root / folder / f"coco_pope_{split}.json"):
-                samples.append(Sample(id=f"{split}/{require(r, 'question_id')}",
-                                      image=file_image(root / "val2014", require(r, "image"), r["_origin"]),
-                                      question=str(require(r, "text")), answer=_label(require(r, "label"), r["_origin"]),
-                                      meta={"splits": [split]}))
-        return samples
-    return read
-
-
-def _from_tsv(root: Path) -> list[Sample]:
-    rows = read_tsv(root / "POPE.tsv")
-    by_index = tsv_index(rows)
-    return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
-                   answer=_label(require(r, "answer"), r["_origin"]),
-                   meta={"splits": [c.strip() for c in str(require(r, "category")).split(",")]}) for r in rows]
+def _from_official(folder: str, root: Path) -> list[Sample]:
+    samples = []
+    for split in POPE_SPLITS:
+        for r in read_jsonl(root / folder / f"coco_pope_{split}.json"):
+            samples.append(Sample(id=f"{split}/{require(r, 'question_id')}",
+                                  image=file_image(root / "val2014", require(r, "image"), r["_origin"]),
+                                  question=str(require(r, "text")), answer=_label(require(r, "label"), r["_origin"]),
+                                  meta={"splits": [split]}))
+    return samples
 
 
 def _from_parquet(root: Path) -> list[Sample]:
     return [Sample(id=f"{r['category']}/{require(r, 'question_id')}", image=hf_image(r),
                    question=str(require(r, "question")), answer=_label(require(r, "answer"), r["_origin"]),
                    meta={"splits": [str(require(r, "category"))]})
-            for r in read_parquet(parquet_shards(root, "data/test-*.parquet"))]
+            for r in read_parquet(root, "data/test-*.parquet")]
 
 
-LAYOUTS = [
-    Layout("InternVL V1.2", ["llava_pope_test.jsonl", "val2014"] + [f"coco/coco_pope_{s}.json" for s in SPLITS],
+load = layout_loader("POPE", ("pope",), [
+    Layout("InternVL V1.2", ["llava_pope_test.jsonl", "val2014"] + [f"coco/coco_pope_{s}.json" for s in POPE_SPLITS],
            _from_internvl),
-    Layout("official POPE", [f"coco_pope_{s}.json" for s in SPLITS] + ["val2014"], _from_official(".")),
-    Layout("official POPE (output/coco)", [f"output/coco/coco_pope_{s}.json" for s in SPLITS] + ["val2014"],
-           _from_official("output/coco")),
-    Layout("VLMEvalKit TSV", ["POPE.tsv"], _from_tsv),
+    Layout("official POPE", [f"coco_pope_{s}.json" for s in POPE_SPLITS] + ["val2014"], partial(_from_official, ".")),
+    Layout("official POPE (output/coco)", [f"output/coco/coco_pope_{s}.json" for s in POPE_SPLITS] + ["val2014"],
+           partial(_from_official, "output/coco")),
+    tsv_layout("POPE.tsv", lambda r: _label(require(r, "answer"), r["_origin"]),
+               meta=lambda r: {"splits": [c.strip() for c in str(require(r, "category")).split(",")]}),
     Layout("Hugging Face lmms-lab/POPE parquet", ["data/test-*.parquet"], _from_parquet),
-]
-
-
-def load(data_root: Path) -> list[Sample]:
-    return load_layout("POPE", data_root, ("pope",), LAYOUTS)
+])
 
 
 def prompt(s: Sample) -> str:
@@ -105,7 +90,6 @@ def prompt(s: Sample) -> str:
 
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "pope")
     per_split: dict[str, dict] = {}
     notes: list[str] = []
     for split in sorted({sp for s in samples for sp in s.meta["splits"]}):
@@ -124,11 +108,9 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
                      "recall": tp / (tp + fn) if tp + fn else float("nan"), "f1": 0.0, "yes_ratio": (tp + fp) / n}
                 notes.append(f"{split}: F1 undefined (TP={tp}, FP={fp}; the POPE script divides by zero); "
                              "counted as 0")
-            m = dict(m, f1=100.0 * m["f1"], accuracy=100.0 * m["accuracy"], precision=100.0 * m["precision"],
-                     recall=100.0 * m["recall"], yes_ratio=100.0 * m["yes_ratio"])
+            m = {**m, **{k: 100.0 * m[k] for k in ("f1", "accuracy", "precision", "recall", "yes_ratio")}}  # percent
         else:
-            m = bench_metric("pope", ctx, "pope_split_parse", labels=[x.capitalize() for x in labels],
-                       preds=split_preds)
+            m = bench_metric("pope", ctx, "pope_split_parse", labels=[x.capitalize() for x in labels], preds=split_preds)
             m = dict(m, f1=m["f1_overall"])
         per_split[split] = dict(m, questions=len(idx))
     headline = mean([m["f1"] for m in per_split.values()])
@@ -141,6 +123,5 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="pope", title="POPE", split="test", metric="mean F1 of 3 splits", max_new_tokens=100, load=load,
-    prompt=prompt, score=score, data_dir="pope",
-    flavours={"internvl": "POPE official parse (first sentence, no/not -> no)", "vlmevalkit": "YOrN + POPE_rating"},
+    prompt=prompt, scorer=score, data_dir="pope",
 )]

@@ -12,9 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    mcq_tsv_samples, LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext,
-    check_lengths, hf_image, list_options, mcq_prompt, parquet_shards, read_jsonl, read_parquet, require,
-    Layout, LoadResult, internvl_image, load_layout,
+    LETTERS, Benchmark, BenchmarkDataError, BenchmarkResult, Layout, LoadResult, Sample, ScoreContext, hf_image,
+    internvl_image, layout_loader, list_options, mcq_sample_prompt, mcq_tsv_layout, read_jsonl, read_parquet, require,
 )
 from .scoring import accuracy_result, mcq_letter
 
@@ -38,25 +37,19 @@ def _answer_letter(r: dict, n_choices: int) -> str:
     return LETTERS[index]
 
 
-def _from_internvl(data_root: Path):
-    def read(root: Path) -> list[Sample]:
-        out = []
-        for i, r in enumerate(read_jsonl(root / "scienceqa_test_img.jsonl")):
-            choices = list_options(require(r, "choices"))
-            out.append(Sample(id=str(r.get("question_id", i)), image=internvl_image(data_root, root, require(r, "image"), r["_origin"]),
-                              question=str(require(r, "question")), answer=_answer_letter(r, len(choices)),
-                              choices=choices, hint=_hint(r.get("hint"))))
-        return out
-    return read
-
-
-def _from_tsv(root: Path) -> list[Sample]:
-    return mcq_tsv_samples(root / "ScienceQA_TEST.tsv", lambda r: {"hint": _hint(r.get("hint")), "meta": {"category": r.get("category")}})
+def _from_internvl(root: Path) -> list[Sample]:
+    out = []
+    for i, r in enumerate(read_jsonl(root / "scienceqa_test_img.jsonl")):
+        choices = list_options(require(r, "choices"))
+        out.append(Sample(id=str(r.get("question_id", i)), image=internvl_image(root, require(r, "image"), r["_origin"]),
+                          question=str(require(r, "question")), answer=_answer_letter(r, len(choices)),
+                          choices=choices, hint=_hint(r.get("hint"))))
+    return out
 
 
 def _from_parquet(root: Path) -> LoadResult:
     out, text_only = [], 0
-    for i, r in enumerate(read_parquet(parquet_shards(root, "data/test-*.parquet"))):
+    for i, r in enumerate(read_parquet(root, "data/test-*.parquet")):
         if not r.get("image"):
             text_only += 1  # ScienceQA-IMG is the 2,017 test questions that have an image
             continue
@@ -67,21 +60,15 @@ def _from_parquet(root: Path) -> LoadResult:
     return LoadResult(out, skipped={"text-only question": text_only})
 
 
-def load(data_root: Path) -> list[Sample]:
-    layouts = [
-        Layout("InternVL V1.2 jsonl", ["scienceqa_test_img.jsonl"], _from_internvl(data_root)),
-        Layout("VLMEvalKit TSV", ["ScienceQA_TEST.tsv"], _from_tsv),
-        Layout("Hugging Face derek-thomas/ScienceQA parquet", ["data/test-*.parquet"], _from_parquet),
-    ]
-    return load_layout("ScienceQA", data_root, ("scienceqa",), layouts)
-
-
-def prompt(s: Sample) -> str:
-    return mcq_prompt(s.question, s.choices, hint=s.hint)
+load = layout_loader("ScienceQA", ("scienceqa",), [
+    Layout("InternVL V1.2 jsonl", ["scienceqa_test_img.jsonl"], _from_internvl),
+    mcq_tsv_layout("ScienceQA_TEST.tsv", hint=lambda r: _hint(r.get("hint")),
+                   meta=lambda r: {"category": r.get("category")}),
+    Layout("Hugging Face derek-thomas/ScienceQA parquet", ["data/test-*.parquet"], _from_parquet),
+])
 
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "scienceqa-img")
     letters = [mcq_letter(s, p, ctx, "scienceqa") for s, p in zip(samples, preds)]
     hits = [float(x == s.answer) for s, x in zip(samples, letters)]
     return accuracy_result("scienceqa-img", samples, preds, hits, [{"parsed": x} for x in letters])
@@ -89,6 +76,5 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="scienceqa-img", title="ScienceQA", split="test (image)", metric="accuracy", max_new_tokens=100, load=load,
-    prompt=prompt, score=score, data_dir="scienceqa",
-    flavours={"internvl": "ScienceQA post_process letter", "vlmevalkit": "can_infer (+judge)"},
+    prompt=mcq_sample_prompt, scorer=score, data_dir="scienceqa",
 )]

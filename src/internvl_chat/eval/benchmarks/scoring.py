@@ -7,6 +7,7 @@ only decides which metric/flavour a benchmark calls and how it aggregates.
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from ..metrics import ReferenceRaisesError, benchmark_flavour, run_metric
@@ -51,12 +52,10 @@ def mcq_letter(sample: Sample, pred: str, ctx: ScoreContext, benchmark: str) -> 
     the judge picks the option (VLMEvalKit's MCQ judge prompt).
     """
     chosen = flavour(benchmark, ctx, "mcq_match")
-    if chosen != "vlmevalkit_can_infer":  # InternVL's post_process family
-        if not pred.strip():
-            return None
-        return metric("mcq_match", chosen, pred=pred, choices=sample.choices)
+    if chosen != "vlmevalkit_can_infer" and not pred.strip():  # InternVL's post_process family
+        return None
     letter = metric("mcq_match", chosen, pred=pred, choices=sample.choices)
-    if letter is None and ctx.judge is not None:
+    if letter is None and ctx.judge is not None:  # only can_infer finds no letter
         letter = ctx.judge.choose_option(sample.question, sample.choices, pred)
     return letter
 
@@ -83,32 +82,24 @@ def accuracy_result(
                            per_sample=per_sample, notes=list(notes or []))
 
 
-def parse_answer_list(value, origin: str) -> list[str]:
-    """Reference answers: a list, a list of {answer: ...} dicts, or the string repr VLMEvalKit TSVs hold."""
-    import ast
-
-    from .base import BenchmarkDataError
-
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                value = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                raise BenchmarkDataError(f"{origin}: answers {text[:80]!r} is not a list literal") from None
-        else:
-            value = [text]
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = [str(value)]
-    if not isinstance(value, (list, tuple)) and hasattr(value, "tolist"):
-        value = value.tolist()
-    if not isinstance(value, (list, tuple)) or not value:
-        raise BenchmarkDataError(f"{origin}: expected a non-empty list of answers, got {value!r}")
-    return [str(a["answer"]) if isinstance(a, dict) else str(a) for a in value]
-
-
-def vqa_accuracy_result(name: str, samples: list[Sample], preds: list[str], ctx: ScoreContext, family: str,
-                        group_key: str | None = None) -> BenchmarkResult:
+def vqa_accuracy_result(name: str, samples: list[Sample], preds: list[str], ctx: ScoreContext,
+                        family: str) -> BenchmarkResult:
     """Mean VQA accuracy (min(#humans agreeing / 3, 1), leave-one-out) in percent."""
     hits = [float(bench_metric(family, ctx, "vqa_accuracy", gts=list(s.answer), pred=p)) for s, p in zip(samples, preds)]
-    return accuracy_result(name, samples, preds, hits, group_key=group_key)
+    return accuracy_result(name, samples, preds, hits, group_key=None)
+
+
+def submission_path(name: str, ctx: ScoreContext, ext: str) -> Path:
+    """OUT/<name>_submission.<ext>: the file a test split's server takes (its folder made)."""
+    if ctx.out_dir is None:
+        raise ValueError(f"{name}: an output directory is needed to write the submission file")
+    path = Path(ctx.out_dir) / f"{name}_submission.{ext}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def submission_result(name: str, samples: list[Sample], path: Path, server: str,
+                      count: str = "questions") -> BenchmarkResult:
+    """A test split's result: no score, the submission file to upload to `server`."""
+    return BenchmarkResult(name=name, headline=None, metrics={count: len(samples)}, num_samples=len(samples),
+                           submission=str(path), notes=[f"upload to the {server}"])

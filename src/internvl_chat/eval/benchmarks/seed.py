@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    Benchmark, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, letter_options,
-    mcq_prompt, read_json, read_tsv, require, tsv_image, Layout, LoadResult, load_layout, tsv_index,
+    Benchmark, BenchmarkResult, Layout, LoadResult, Sample, ScoreContext, file_image, layout_loader, mcq_sample_prompt,
+    mcq_tsv_layout, read_json, require,
 )
 from .scoring import accuracy_result, flavour, mcq_letter
 
@@ -32,26 +32,10 @@ def _from_official(root: Path) -> LoadResult:
     return LoadResult(out, skipped={"video question": video})
 
 
-def _from_tsv(root: Path) -> list[Sample]:
-    rows = read_tsv(root / "SEEDBench_IMG.tsv")
-    by_index = tsv_index(rows)
-    return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
-                   answer=str(require(r, "answer")).strip(), choices=letter_options(r, "ABCD"),
-                   meta={"category": r.get("category")}) for r in rows]
-
-
-LAYOUTS = [
+load = layout_loader("SEED", ("seed", "SEED"), [
     Layout("official release", ["SEED-Bench.json", "SEED-Bench-image"], _from_official),
-    Layout("VLMEvalKit TSV", ["SEEDBench_IMG.tsv"], _from_tsv),
-]
-
-
-def load(data_root: Path) -> list[Sample]:
-    return load_layout("SEED", data_root, ("seed", "SEED"), LAYOUTS)
-
-
-def prompt(s: Sample) -> str:
-    return mcq_prompt(s.question, s.choices)
+    mcq_tsv_layout("SEEDBench_IMG.tsv", "ABCD", meta=lambda r: {"category": r.get("category")}),
+])
 
 
 def _first_letter(pred: str) -> str | None:
@@ -60,7 +44,6 @@ def _first_letter(pred: str) -> str | None:
 
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "seed-image")
     if flavour("seed", ctx, "mcq_match") is None:  # InternVL: seed/calculation.py's first character
         letters = [_first_letter(p) for p in preds]
     else:
@@ -70,7 +53,6 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
 
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
-    name="seed-image", title="SEED", split="image", metric="accuracy", max_new_tokens=100, load=load, prompt=prompt,
-    score=score, data_dir="seed",
-    flavours={"internvl": "first character == answer letter (seed/calculation.py)", "vlmevalkit": "can_infer (+judge)"},
+    name="seed-image", title="SEED", split="image", metric="accuracy", max_new_tokens=100, load=load,
+    prompt=mcq_sample_prompt, scorer=score, data_dir="seed",
 )]

@@ -14,8 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .base import (
-    Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image, mean, read_jsonl,
-    require,
+    Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, file_image, mean, read_jsonl, require,
 )
 from .scoring import bench_metric, mcq_letter
 
@@ -66,7 +65,6 @@ def is_correct(s: Sample, pred: str, ctx: ScoreContext) -> bool:
 
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "synthetic")
     hits = [float(is_correct(s, p, ctx)) for s, p in zip(samples, preds)]
     by_task: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(samples):
@@ -84,6 +82,5 @@ def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> Benchma
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="synthetic", title="Synthetic (held-out)", split="test", metric="accuracy", max_new_tokens=16, load=load,
-    prompt=prompt, score=score, data_dir="synthetic",
-    flavours={"internvl": "normalised exact match / post_process letter", "vlmevalkit": "same"},
+    prompt=prompt, scorer=score, data_dir="synthetic",
 )]

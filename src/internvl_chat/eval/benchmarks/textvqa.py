@@ -13,32 +13,30 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    SHORT_ANSWER_SUFFIX, Benchmark, BenchmarkDataError, BenchmarkResult, Sample, ScoreContext, check_lengths,
-    file_image, hf_image, parquet_shards, read_json, read_jsonl, read_parquet, read_tsv, require, tsv_image,
-    Layout, internvl_image, load_layout, tsv_index,
+    Benchmark, BenchmarkDataError, BenchmarkResult, Layout, Sample, ScoreContext, file_image, hf_image, internvl_image,
+    layout_loader, parse_answer_list, read_json, read_jsonl, read_parquet, require, short_answer_prompt, tsv_answers,
+    tsv_layout,
 )
-from .scoring import parse_answer_list, vqa_accuracy_result
+from .scoring import vqa_accuracy_result
 
 
-def _from_internvl(data_root: Path):
-    def read(root: Path) -> list[Sample]:
-        # InternVL V1.2 (eval/vqa/evaluate_vqa.py, dataset textvqa_val_ocr) prompts with the jsonl's
-        # question and scores with VQAEval against the ten answers of textvqa_val_annotations.json
-        # (matched by question_id), not against the jsonl's single `answer`.
-        anns = require(read_json(root / "textvqa_val_annotations.json"), "annotations")
-        gold = {}
-        for i, a in enumerate(anns):
-            a["_origin"] = f"textvqa_val_annotations.json annotations[{i}]"
-            gold[str(require(a, "question_id"))] = parse_answer_list(require(a, "answers"), a["_origin"])
-        out = []
-        for r in read_jsonl(root / "textvqa_val_llava.jsonl"):
-            qid = str(require(r, "question_id"))
-            if qid not in gold:
-                raise BenchmarkDataError(f"{r['_origin']}: question_id {qid} is not in textvqa_val_annotations.json")
-            out.append(Sample(id=qid, image=internvl_image(data_root, root, require(r, "image"), r["_origin"]),
-                              question=str(require(r, "question")), answer=gold[qid]))
-        return out
-    return read
+def _from_internvl(root: Path) -> list[Sample]:
+    # InternVL V1.2 (eval/vqa/evaluate_vqa.py, dataset textvqa_val_ocr) prompts with the jsonl's
+    # question and scores with VQAEval against the ten answers of textvqa_val_annotations.json
+    # (matched by question_id), not against the jsonl's single `answer`.
+    anns = require(read_json(root / "textvqa_val_annotations.json"), "annotations")
+    gold = {}
+    for i, a in enumerate(anns):
+        a["_origin"] = f"textvqa_val_annotations.json annotations[{i}]"
+        gold[str(require(a, "question_id"))] = parse_answer_list(require(a, "answers"), a["_origin"])
+    out = []
+    for r in read_jsonl(root / "textvqa_val_llava.jsonl"):
+        qid = str(require(r, "question_id"))
+        if qid not in gold:
+            raise BenchmarkDataError(f"{r['_origin']}: question_id {qid} is not in textvqa_val_annotations.json")
+        out.append(Sample(id=qid, image=internvl_image(root, require(r, "image"), r["_origin"]),
+                          question=str(require(r, "question")), answer=gold[qid]))
+    return out
 
 
 def _from_official(root: Path) -> list[Sample]:
@@ -55,38 +53,23 @@ def _from_official(root: Path) -> list[Sample]:
 def _from_parquet(root: Path) -> list[Sample]:
     return [Sample(id=str(require(r, "question_id")), image=hf_image(r), question=str(require(r, "question")),
                    answer=parse_answer_list(require(r, "answers"), r["_origin"]))
-            for r in read_parquet(parquet_shards(root, "data/validation-*.parquet"))]
+            for r in read_parquet(root, "data/validation-*.parquet")]
 
 
-def _from_tsv(root: Path) -> list[Sample]:
-    rows = read_tsv(root / "TextVQA_VAL.tsv")
-    by_index = tsv_index(rows)
-    return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
-                   answer=parse_answer_list(require(r, "answer"), r["_origin"])) for r in rows]
-
-
-def load(data_root: Path) -> list[Sample]:
-    layouts = [
-        Layout("InternVL V1.2 (LLaVA OCR questions)", ["textvqa_val_llava.jsonl", "textvqa_val_annotations.json"],
-               _from_internvl(data_root)),
-        Layout("official release", ["TextVQA_0.5.1_val.json", "train_images"], _from_official),
-        Layout("Hugging Face lmms-lab/textvqa parquet", ["data/validation-*.parquet"], _from_parquet),
-        Layout("VLMEvalKit TSV", ["TextVQA_VAL.tsv"], _from_tsv),
-    ]
-    return load_layout("TextVQA", data_root, ("textvqa",), layouts)
-
-
-def short_answer_prompt(s: Sample) -> str:
-    return s.question + " " + SHORT_ANSWER_SUFFIX
+load = layout_loader("TextVQA", ("textvqa",), [
+    Layout("InternVL V1.2 (LLaVA OCR questions)", ["textvqa_val_llava.jsonl", "textvqa_val_annotations.json"],
+           _from_internvl),
+    Layout("official release", ["TextVQA_0.5.1_val.json", "train_images"], _from_official),
+    Layout("Hugging Face lmms-lab/textvqa parquet", ["data/validation-*.parquet"], _from_parquet),
+    tsv_layout("TextVQA_VAL.tsv", tsv_answers),
+])
 
 
 def score(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "textvqa-val")
     return vqa_accuracy_result("textvqa-val", samples, preds, ctx, "textvqa")
 
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="textvqa-val", title="TextVQA", split="val", metric="VQA accuracy", max_new_tokens=10, load=load,
-    prompt=short_answer_prompt, score=score, data_dir="textvqa",
-    flavours={"internvl": "InternVL V1.2 VQAEval copy (internvl_v12_lavis)", "vlmevalkit": "VLMEvalKit process_answer"},
+    prompt=short_answer_prompt, scorer=score, data_dir="textvqa",
 )]

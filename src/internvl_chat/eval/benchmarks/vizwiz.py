@@ -11,12 +11,10 @@ import json
 from pathlib import Path
 
 from .base import (
-    check_json_submission,
-    VIZWIZ_SUFFIX, Benchmark, BenchmarkResult, Sample, ScoreContext, check_lengths, file_image,
-    hf_image, parquet_shards, read_json, read_parquet, read_tsv, require, tsv_image,
-    Layout, load_layout, tsv_index,
+    VIZWIZ_SUFFIX, Benchmark, BenchmarkResult, Layout, Sample, ScoreContext, check_json_submission, file_image,
+    hf_image, layout_loader, parse_answer_list, read_json, read_parquet, require, tsv_layout,
 )
-from .scoring import bench_metric, parse_answer_list, vqa_accuracy_result
+from .scoring import bench_metric, submission_path, submission_result, vqa_accuracy_result
 
 
 def _loader(split: str):
@@ -33,29 +31,19 @@ def _loader(split: str):
 
     def hf(root: Path) -> list[Sample]:
         out = []
-        for r in read_parquet(parquet_shards(root, f"data/{split}-*.parquet")):
+        for r in read_parquet(root, f"data/{split}-*.parquet"):
             name = str(r.get("image_name") or r.get("question_id") or r["_origin"])
             answer = parse_answer_list(require(r, "answers"), r["_origin"]) if split == "val" else None
             out.append(Sample(id=name, image=hf_image(r), question=str(require(r, "question")), answer=answer,
                               meta={"image": name}))
         return out
 
-    def tsv(root: Path) -> list[Sample]:
-        rows = read_tsv(root / "VizWiz.tsv")
-        by_index = tsv_index(rows)
-        return [Sample(id=str(r["index"]), image=tsv_image(r, by_index), question=str(require(r, "question")),
-                       answer=parse_answer_list(r.get("answers") or require(r, "answer"), r["_origin"]))
-                for r in rows]
-
     layouts = [Layout("official release", [f"annotations/{split}.json", split], official),
                Layout("Hugging Face lmms-lab/VizWiz-VQA parquet", [f"data/{split}-*.parquet"], hf)]
     if split == "val":
-        layouts.append(Layout("VLMEvalKit TSV", ["VizWiz.tsv"], tsv))
-
-    def load(data_root: Path) -> list[Sample]:
-        return load_layout(f"VizWiz {split}", data_root, ("vizwiz",), layouts)
-
-    return load
+        layouts.append(tsv_layout("VizWiz.tsv",
+                                  lambda r: parse_answer_list(r.get("answers") or require(r, "answer"), r["_origin"])))
+    return layout_loader(f"VizWiz {split}", ("vizwiz",), layouts)
 
 
 def prompt(s: Sample) -> str:
@@ -63,30 +51,23 @@ def prompt(s: Sample) -> str:
 
 
 def score_val(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "vizwiz-val")
     return vqa_accuracy_result("vizwiz-val", samples, preds, ctx, "vizwiz")
 
 
 def score_test(samples: list[Sample], preds: list[str], ctx: ScoreContext) -> BenchmarkResult:
-    check_lengths(samples, preds, "vizwiz-test")
-    if ctx.out_dir is None:
-        raise ValueError("vizwiz-test: an output directory is needed to write the submission file")
+    path = submission_path("vizwiz-test", ctx, "json")
     # LLaVA's convert_vizwiz_for_submission passes answers through the EvalAI processor
     records = [{"image": s.meta["image"], "answer": bench_metric("vizwiz", ctx, "vqa_normalize", text=p)}
                for s, p in zip(samples, preds)]
-    path = Path(ctx.out_dir) / "vizwiz-test_submission.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(records, ensure_ascii=False))
-    return BenchmarkResult(name="vizwiz-test", headline=None, metrics={"questions": len(samples)},
-                           num_samples=len(samples), submission=str(path), notes=["upload to the VizWiz EvalAI server"])
+    return submission_result("vizwiz-test", samples, path, "VizWiz EvalAI server")
 
 
 BENCHMARKS = [Benchmark(  # collected by registry.py
     name="vizwiz-val", title="VizWiz", split="val", metric="VQA accuracy", max_new_tokens=10, load=_loader("val"),
-    prompt=prompt, score=score_val, data_dir="vizwiz",
-    flavours={"internvl": "InternVL V1.2 VQAEval copy (internvl_v12_lavis)", "vlmevalkit": "VLMEvalKit process_answer"},
+    prompt=prompt, scorer=score_val, data_dir="vizwiz",
 ), Benchmark(
     name="vizwiz-test", title="VizWiz", split="test", metric="submission", max_new_tokens=10, load=_loader("test"),
-    prompt=prompt, score=score_test, data_dir="vizwiz", has_answers=False,
+    prompt=prompt, scorer=score_test, data_dir="vizwiz", has_answers=False,
     check_submission=lambda path, samples: check_json_submission(path, samples, "vizwiz"),
 )]

@@ -28,7 +28,6 @@ import Levenshtein
 from .choice import can_infer
 from .files import load_json, resolve_fixture
 
-MATHVISTA_FLAVOURS = ("mathvista_official", "vlmevalkit_post_check")
 _PAREN_LETTER = re.compile(r"\(([a-zA-Z])\)")
 
 

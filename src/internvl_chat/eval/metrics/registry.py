@@ -16,32 +16,41 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from .anls import anls
-from .choice import match_choice
+from .choice import CHOICE_FLAVOURS, match_choice
 from .errors import ReferenceRaisesError
-from .exact import exact_match
+from .exact import EXACT_MATCH_FLAVOURS, exact_match
 from .mathvista import mathvista_end_to_end, mathvista_is_correct, mathvista_normalize, vlmevalkit_post_check
 from .mmbench import mmbench_circular
 from .mme import mme_subtask_score
 from .mmmu import mmmu_end_to_end, mmmu_eval_open, mmmu_parse_multi_choice, mmmu_parse_open
 from .mmvp import mmvp_pair_accuracy
-from .pope import pope_metrics, pope_metrics_from_counts
-from .relaxed import relaxed_accuracy
-from .vqa import vqa_accuracy, vqa_normalize
-from .yesno import parse_yes_no
+from .pope import POPE_FLAVOURS, pope_metrics, pope_metrics_from_counts
+from .relaxed import RELAXED_FLAVOURS, relaxed_accuracy
+from .vqa import VQA_FLAVOURS, vqa_accuracy, vqa_normalize
+from .yesno import YESNO_FLAVOURS, parse_yes_no
 
 Scorer = Callable[..., Any]
 
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """The flavours of one metric (name -> callable taking the vector's ``input`` keys) and its default."""
+    """The flavours of one metric (name -> callable taking the vector's ``input`` keys); the first is the default."""
 
-    flavours: dict[str, Scorer]
-    default: str
     description: str
+    flavours: dict[str, Scorer]
+
+    @property
+    def default(self) -> str:
+        return next(iter(self.flavours))
+
+
+def _flavoured(fn: Scorer, flavours: tuple[str, ...]) -> dict[str, Scorer]:
+    """``fn`` once per flavour name, for metric functions that take the flavour as their ``flavour`` argument."""
+    return {f: partial(fn, flavour=f) for f in flavours}
 
 
 def _mmmu_open(response: str, gold: str | list[str]) -> dict[str, Any]:
@@ -79,93 +88,45 @@ def _counts(TP: int, FP: int, TN: int, FN: int, case: str | None = None) -> dict
     return pope_metrics_from_counts(TP, FP, TN, FN)
 
 
+def _mmmu_end_to_end(output_file, answer_file, root=None) -> dict[str, int]:
+    result = mmmu_end_to_end(output_file, answer_file, root)
+    return {"correct": result.correct, "total": result.total}
+
+
 REGISTRY: dict[str, MetricSpec] = {
-    "vqa_normalize": MetricSpec(
-        {
-            "internvl_v12_lavis": lambda text: vqa_normalize(text, "internvl_v12_lavis"),
-            "official_vqav2_when_gts_differ": lambda text: vqa_normalize(text, "official_vqav2"),
-            "evalai_m4c": lambda text: vqa_normalize(text, "evalai_m4c"),
-            "vlmevalkit": lambda text: vqa_normalize(text, "vlmevalkit"),
-        },
-        "internvl_v12_lavis",
-        "VQA answer normalisation of one string",
-    ),
-    "vqa_accuracy": MetricSpec(
-        {f: (lambda f: lambda gts, pred: vqa_accuracy(pred, gts, f))(f)
-         for f in ("internvl_v12_lavis", "official_vqav2", "evalai_m4c", "vlmevalkit")},
-        "internvl_v12_lavis",
-        "10-annotator VQA accuracy of one question (TextVQA, VizWiz)",
-    ),
-    "anls": MetricSpec({"official_rrc": lambda gts, pred: anls(pred, gts)}, "official_rrc", "DocVQA ANLS"),
-    "relaxed_accuracy": MetricSpec(
-        {f: (lambda f: lambda gt, pred: relaxed_accuracy(pred, gt, f))(f)
-         for f in ("internvl_swapped", "vlmevalkit_gt_relative")},
-        "internvl_swapped",
-        "ChartQA relaxed accuracy",
-    ),
-    "exact_match": MetricSpec(
-        {f: (lambda f: lambda gt, pred: exact_match(pred, gt, f))(f)
-         for f in ("llava_gqa_rstrip_period_lower", "vlmevalkit_strip_lower", "internvl_strip_lower")},
-        "llava_gqa_rstrip_period_lower",
-        "exact-match accuracy (GQA, AI2D)",
-    ),
-    "yesno_parse": MetricSpec(
-        {f: (lambda f: lambda pred: parse_yes_no(pred, f))(f) for f in ("mme_official", "pope_official", "vlmevalkit")},
-        "mme_official",
-        "yes/no answer parsing (MME, POPE)",
-    ),
-    "mcq_match": MetricSpec(
-        {f: (lambda f: lambda pred, choices: match_choice(pred, choices, f))(f)
-         for f in ("internvl_post_process", "internvl_post_process_scienceqa", "vlmevalkit_can_infer")},
-        "internvl_post_process",
-        "multiple-choice letter matching",
-    ),
-    "mmmu_mc_parse": MetricSpec(
-        {"mmmu_official": lambda response, index2ans, all_choices=None: mmmu_parse_multi_choice(
-            response, index2ans, all_choices)},
-        "mmmu_official",
-        "MMMU parse_multi_choice_response",
-    ),
-    "mmmu_open": MetricSpec({"mmmu_official": _mmmu_open}, "mmmu_official", "MMMU open-question parse + eval_open"),
-    "mmmu_end_to_end": MetricSpec(
-        {"mmmu_official_main_eval_only": lambda output_file, answer_file, root=None: (
-            lambda s: {"correct": s.correct, "total": s.total})(mmmu_end_to_end(output_file, answer_file, root))},
-        "mmmu_official_main_eval_only",
-        "MMMU main_eval_only over an output file and an answer dict",
-    ),
-    "mathvista_normalize": MetricSpec(
-        {"mathvista_official": _mathvista_official, "vlmevalkit_post_check": _mathvista_vlmevalkit},
-        "mathvista_official",
-        "MathVista normalisation of an extraction + comparison",
-    ),
-    "mathvista_end_to_end": MetricSpec(
-        {"mathvista_official_normalize_from_extraction": lambda file, root=None: mathvista_end_to_end(file, root)},
-        "mathvista_official_normalize_from_extraction",
-        "MathVista re-scoring of an output_*.json",
-    ),
-    "pope_metrics_from_counts": MetricSpec({"pope_official": _counts}, "pope_official", "POPE metrics from counts"),
-    "pope_split_parse": MetricSpec(
-        {f: (lambda f: lambda labels, preds: pope_metrics(labels, preds, f))(f)
-         for f in ("pope_official", "vlmevalkit_POPE_rating")},
-        "pope_official",
-        "POPE metrics of one split from labels and raw answers",
-    ),
-    "mme_subtask": MetricSpec(
-        {
-            "mme_official": _mme("mme_official", ("acc", "acc_plus", "score")),
-            "vlmevalkit_MME_rating": _mme("vlmevalkit_MME_rating", ("score",)),
-        },
-        "mme_official",
-        "MME subtask acc / acc+ / score",
-    ),
-    "mmvp_pairs": MetricSpec(
-        {"vlmevalkit_report_acc_MMVP": mmvp_pair_accuracy}, "vlmevalkit_report_acc_MMVP", "MMVP pair accuracy"
-    ),
-    "mmbench_circular": MetricSpec(
-        {"vlmevalkit_mcq_circular_eval_exact_matching": _mmbench},
-        "vlmevalkit_mcq_circular_eval_exact_matching",
-        "MMBench circular evaluation, exact matching",
-    ),
+    "vqa_normalize": MetricSpec("VQA answer normalisation of one string", {
+        "internvl_v12_lavis": partial(vqa_normalize, flavour="internvl_v12_lavis"),
+        "official_vqav2_when_gts_differ": partial(vqa_normalize, flavour="official_vqav2"),
+        "evalai_m4c": partial(vqa_normalize, flavour="evalai_m4c"),
+        "vlmevalkit": partial(vqa_normalize, flavour="vlmevalkit"),
+    }),
+    "vqa_accuracy": MetricSpec("10-annotator VQA accuracy of one question (TextVQA, VizWiz)",
+                               _flavoured(vqa_accuracy, VQA_FLAVOURS)),
+    "anls": MetricSpec("DocVQA ANLS", {"official_rrc": lambda gts, pred: anls(pred, gts)}),
+    "relaxed_accuracy": MetricSpec("ChartQA relaxed accuracy", _flavoured(relaxed_accuracy, RELAXED_FLAVOURS)),
+    "exact_match": MetricSpec("exact-match accuracy (GQA, AI2D)", _flavoured(exact_match, EXACT_MATCH_FLAVOURS)),
+    "yesno_parse": MetricSpec("yes/no answer parsing (MME, POPE)", _flavoured(parse_yes_no, YESNO_FLAVOURS)),
+    "mcq_match": MetricSpec("multiple-choice letter matching", _flavoured(match_choice, CHOICE_FLAVOURS)),
+    "mmmu_mc_parse": MetricSpec("MMMU parse_multi_choice_response", {
+        "mmmu_official": lambda response, index2ans, all_choices=None: mmmu_parse_multi_choice(
+            response, index2ans, all_choices)}),
+    "mmmu_open": MetricSpec("MMMU open-question parse + eval_open", {"mmmu_official": _mmmu_open}),
+    "mmmu_end_to_end": MetricSpec("MMMU main_eval_only over an output file and an answer dict",
+                                  {"mmmu_official_main_eval_only": _mmmu_end_to_end}),
+    "mathvista_normalize": MetricSpec("MathVista normalisation of an extraction + comparison", {
+        "mathvista_official": _mathvista_official, "vlmevalkit_post_check": _mathvista_vlmevalkit}),
+    "mathvista_end_to_end": MetricSpec("MathVista re-scoring of an output_*.json", {
+        "mathvista_official_normalize_from_extraction": lambda file, root=None: mathvista_end_to_end(file, root)}),
+    "pope_metrics_from_counts": MetricSpec("POPE metrics from counts", {"pope_official": _counts}),
+    "pope_split_parse": MetricSpec("POPE metrics of one split from labels and raw answers",
+                                   _flavoured(pope_metrics, POPE_FLAVOURS)),
+    "mme_subtask": MetricSpec("MME subtask acc / acc+ / score", {
+        "mme_official": _mme("mme_official", ("acc", "acc_plus", "score")),
+        "vlmevalkit_MME_rating": _mme("vlmevalkit_MME_rating", ("score",)),
+    }),
+    "mmvp_pairs": MetricSpec("MMVP pair accuracy", {"vlmevalkit_report_acc_MMVP": mmvp_pair_accuracy}),
+    "mmbench_circular": MetricSpec("MMBench circular evaluation, exact matching",
+                                   {"vlmevalkit_mcq_circular_eval_exact_matching": _mmbench}),
 }
 
 # Which metric/flavour each benchmark uses: "internvl" = the V1.2-era InternVL

@@ -24,8 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-VQA_ACCURACY_FLAVOURS = ("internvl_v12_lavis", "official_vqav2", "evalai_m4c", "vlmevalkit")
-VQA_NORMALIZE_FLAVOURS = ("internvl_v12_lavis", "official_vqav2", "evalai_m4c", "vlmevalkit")
+VQA_FLAVOURS = ("internvl_v12_lavis", "official_vqav2", "evalai_m4c", "vlmevalkit")  # normalisation and accuracy
 
 # The 21 punctuation characters of the VQA tables; '.', "'", ':', '$', '%', '#', '&', '*' are not in it.
 PUNCTUATION = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!")
@@ -146,7 +145,7 @@ def vqa_normalize(text: str, flavour: str = "internvl_v12_lavis") -> str:
     not all identical (otherwise the official script only cleans whitespace);
     ``internvl_v12_lavis`` normalises the prediction the same way, always.
     """
-    _check_flavour(flavour, VQA_NORMALIZE_FLAVOURS, "vqa_normalize")
+    _check_flavour(flavour, VQA_FLAVOURS, "vqa_normalize")
     if not isinstance(text, str):
         raise TypeError(f"vqa_normalize: text must be str, got {type(text).__name__}")
     if flavour == "evalai_m4c":
@@ -173,7 +172,7 @@ def vqa_accuracy(pred: str, gts: Sequence[str], flavour: str = "internvl_v12_lav
     0.6, 0.9, 1.0 for k = 0, 1, 2, 3, >=4 with 10 gts. The m4c reference asserts
     exactly 10 gts; we accept any non-empty list, the formula being the same.
     """
-    _check_flavour(flavour, VQA_ACCURACY_FLAVOURS, "vqa_accuracy")
+    _check_flavour(flavour, VQA_FLAVOURS, "vqa_accuracy")
     if isinstance(gts, str) or not gts:
         raise ValueError(f"vqa_accuracy: gts must be a non-empty list of answers, got {gts!r}")
     if not isinstance(pred, str) or not all(isinstance(gt, str) for gt in gts):
