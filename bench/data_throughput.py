@@ -34,7 +34,7 @@ def measure(ds, tok, workers: int, batch_size: int, epochs: int) -> float:
     n, t0 = 0, time.perf_counter()
     for _ in range(epochs):
         for batch in loader:
-            n += batch["num_samples"] + len(batch["rejects"])
+            n += batch.num_samples + len(batch.rejects)
     return n / (time.perf_counter() - t0)
 
 

@@ -101,7 +101,6 @@ def packed_losses_main(cpu: bool) -> dict:
     from internvl_chat.data import Collator, per_sample_loss, preprocess
     from internvl_chat.model.presets import build_tiny_model
     from internvl_chat.model.varlen_reference import register_varlen_reference
-    from internvl_chat.train.data import MODEL_KEYS, model_inputs
 
     device = torch.device("cpu" if cpu else "cuda")
     dtype = torch.float32 if cpu else torch.bfloat16
@@ -117,27 +116,27 @@ def packed_losses_main(cpu: bool) -> dict:
     budget = sum(int(it["input_ids"].numel()) for it in items) // 3 + 1
     batch = Collator(tok.pad_token_id, pack=True, token_budget=budget, mask="position_ids")(items)
 
-    def losses(impl: str, inputs: dict, b: dict) -> torch.Tensor:
+    def losses(impl: str, inputs: dict, b) -> torch.Tensor:
         model.language_model.config._attn_implementation = impl
         with torch.no_grad():
             logits = model(**inputs, use_cache=False).logits
-        return per_sample_loss(logits.float(), b["labels"].to(device), b["sample_index"].to(device)).cpu()
+        return per_sample_loss(logits.float(), b.inputs["labels"].to(device), b.sample_index.to(device)).cpu()
 
     def alone() -> torch.Tensor:
         out = []
         for it in items:
             b = Collator(tok.pad_token_id)([it])
-            out.append(losses("sdpa", model_inputs(b, device), b)[0])
+            out.append(losses("sdpa", b.to(device).inputs, b)[0])
         return torch.stack(out)
 
     flash = register_varlen_reference() if cpu else "flash_attention_2"
     ref = alone()
-    packed = {"sdpa": losses("sdpa", model_inputs(batch, device), batch),
-              flash: losses(flash, model_inputs(batch, device), batch),
+    inputs = batch.to(device).inputs
+    packed = {"sdpa": losses("sdpa", inputs, batch), flash: losses(flash, inputs, batch),
               flash + " without varlen offsets (the old trainer)":
-                  losses(flash, {k: (batch[k].to(device) if batch.get(k) is not None else None) for k in MODEL_KEYS},
+                  losses(flash, {k: v for k, v in inputs.items() if not k.startswith(("cu_seq_lens", "max_length"))},
                          batch)}
-    return {"rows": int(batch["input_ids"].shape[0]), "samples": int(batch["num_samples"]), "dtype": str(dtype),
+    return {"rows": int(batch.inputs["input_ids"].shape[0]), "samples": int(batch.num_samples), "dtype": str(dtype),
             "attention": flash, "alone_losses": [round(float(x), 5) for x in ref],
             "max_abs_diff_vs_alone": {k: float((v - ref).abs().max()) for k, v in packed.items()}}
 
@@ -161,7 +160,6 @@ def host_syncs_main() -> dict:
 
     from internvl_chat.data import Collator, preprocess
     from internvl_chat.model.presets import build_tiny_model
-    from internvl_chat.train.data import model_inputs
 
     model, tok = build_tiny_model(llm_hidden=256, llm_layers=2, dtype=torch.bfloat16)
     model = model.cuda().train()
@@ -175,12 +173,12 @@ def host_syncs_main() -> dict:
     for name, collate in (("padded", Collator(tok.pad_token_id)),
                           ("packed", Collator(tok.pad_token_id, pack=True, token_budget=512, mask="position_ids"))):
         batch = collate(items)
-        model(**model_inputs(batch, torch.device("cuda")), use_cache=False, loss_only=True).loss.backward()  # warm
+        model(**batch.to("cuda").inputs, use_cache=False, loss_only=True).loss.backward()  # warm
         torch.cuda.synchronize()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             torch.cuda.set_sync_debug_mode("warn")
-            loss = model(**model_inputs(batch, torch.device("cuda")), use_cache=False, loss_only=True).loss
+            loss = model(**batch.to("cuda").inputs, use_cache=False, loss_only=True).loss
             loss.backward()
             torch.cuda.set_sync_debug_mode("default")
         syncs = [str(w.message).splitlines()[0][:160] for w in caught if "synchroniz" in str(w.message)]

@@ -54,7 +54,7 @@ def _alone_losses(forward, items, pad_id):
     for it in items:
         b = Collator(pad_id)([it])
         logits = forward(b, alone=True)
-        losses.append(per_sample_loss(logits, b["labels"], b["sample_index"])[0])
+        losses.append(per_sample_loss(logits, b.inputs["labels"], b.sample_index)[0])
     return torch.stack(losses)
 
 
@@ -67,12 +67,12 @@ def test_packed_llama_loss_equals_unpacked(tok, attn, mask):
     def forward(b, alone=False):
         with torch.no_grad():
             kw = {} if alone else {"use_cache": False}  # position_ids packing needs no KV cache
-            return model(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
-                         position_ids=b["position_ids"], **kw).logits
+            return model(input_ids=b.inputs["input_ids"], attention_mask=b.inputs["attention_mask"],
+                         position_ids=b.inputs["position_ids"], **kw).logits
 
     batch = Collator(tok.pad_token_id, pack=True, token_budget=budget, mask=mask)(items)
-    assert batch["input_ids"].shape[0] >= 2
-    packed = per_sample_loss(forward(batch), batch["labels"], batch["sample_index"])
+    assert batch.inputs["input_ids"].shape[0] >= 2
+    packed = per_sample_loss(forward(batch), batch.inputs["labels"], batch.sample_index)
     torch.testing.assert_close(packed, _alone_losses(forward, items, tok.pad_token_id), atol=1e-5, rtol=0)
 
 
@@ -83,10 +83,11 @@ def test_position_ids_alone_leak_when_a_cache_is_built(tok):
     items = _text_items(tok, 3)
     batch = Collator(tok.pad_token_id, pack=True, token_budget=10_000, mask="position_ids")(items)
     with torch.no_grad():
-        leaky = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits
-        right = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
-    leak = per_sample_loss(leaky, batch["labels"], batch["sample_index"])
-    ok = per_sample_loss(right, batch["labels"], batch["sample_index"])
+        leaky = model(input_ids=batch.inputs["input_ids"], position_ids=batch.inputs["position_ids"]).logits
+        right = model(input_ids=batch.inputs["input_ids"], position_ids=batch.inputs["position_ids"],
+                      use_cache=False).logits
+    leak = per_sample_loss(leaky, batch.inputs["labels"], batch.sample_index)
+    ok = per_sample_loss(right, batch.inputs["labels"], batch.sample_index)
     assert torch.allclose(leak[0], ok[0], atol=1e-6)  # the first sample sees nothing before it anyway
     assert not torch.allclose(leak[1:], ok[1:], atol=1e-4)
 
@@ -101,18 +102,19 @@ def test_packed_internvl_model_loss_equals_unpacked(tok, synth_dataset):
 
     def forward(b, alone=False):
         with torch.no_grad():
-            return model(pixel_values=b["pixel_values"], input_ids=b["input_ids"], attention_mask=b["attention_mask"],
-                         position_ids=b["position_ids"], image_flags=b["image_flags"]).logits
+            return model(pixel_values=b.inputs["pixel_values"], input_ids=b.inputs["input_ids"],
+                         attention_mask=b.inputs["attention_mask"], position_ids=b.inputs["position_ids"],
+                         image_flags=b.inputs["image_flags"]).logits
 
     batch = Collator(tok.pad_token_id, pack=True, token_budget=budget)(items)
-    assert batch["input_ids"].shape[0] < len(items)  # really packed
-    packed = per_sample_loss(forward(batch), batch["labels"], batch["sample_index"])
+    assert batch.inputs["input_ids"].shape[0] < len(items)  # really packed
+    packed = per_sample_loss(forward(batch), batch.inputs["labels"], batch.sample_index)
     torch.testing.assert_close(packed, _alone_losses(forward, items, tok.pad_token_id), atol=1e-5, rtol=0)
     # The model's own mean loss equals the token-weighted mean of the samples' losses.
     with torch.no_grad():
-        loss = model(pixel_values=batch["pixel_values"], input_ids=batch["input_ids"],
-                     attention_mask=batch["attention_mask"], position_ids=batch["position_ids"],
-                     image_flags=batch["image_flags"], labels=batch["labels"]).loss
+        loss = model(pixel_values=batch.inputs["pixel_values"], input_ids=batch.inputs["input_ids"],
+                     attention_mask=batch.inputs["attention_mask"], position_ids=batch.inputs["position_ids"],
+                     image_flags=batch.inputs["image_flags"], labels=batch.inputs["labels"]).loss
     counts = torch.tensor([int((it["labels"][1:] != IGNORE_INDEX).sum()) for it in items], dtype=torch.float)
     torch.testing.assert_close(loss, (packed * counts).sum() / counts.sum(), atol=1e-5, rtol=0)
 
@@ -123,21 +125,21 @@ def test_pack_layout(tok):
     budget = lens[0] + lens[1]
     batch = pack_collate(items, tok.pad_token_id, budget)
     packs = greedy_packs(lens, budget)
-    assert batch["input_ids"].shape == (len(packs), max(sum(lens[i] for i in p) for p in packs))
-    row0 = batch["position_ids"][0, : lens[0] + lens[1]].tolist()
+    assert batch.inputs["input_ids"].shape == (len(packs), max(sum(lens[i] for i in p) for p in packs))
+    row0 = batch.inputs["position_ids"][0, : lens[0] + lens[1]].tolist()
     assert row0 == list(range(lens[0])) + list(range(lens[1]))  # positions restart per sample
     starts = [0, lens[0]]
-    assert all(batch["labels"][0, s] == IGNORE_INDEX for s in starts)
-    mask = batch["attention_mask"][0, 0]
+    assert all(batch.inputs["labels"][0, s] == IGNORE_INDEX for s in starts)
+    mask = batch.inputs["attention_mask"][0, 0]
     assert mask[lens[0], lens[0] - 1].item() is False and mask[lens[0] + 1, lens[0]].item() is True
-    assert torch.equal(cu_seqlens(batch["sample_index"])[:3], torch.tensor([0, lens[0], budget], dtype=torch.int32))
-    assert batch["pixel_values"].shape[0] == batch["image_flags"].numel() == 4
+    assert torch.equal(cu_seqlens(batch.sample_index)[:3], torch.tensor([0, lens[0], budget], dtype=torch.int32))
+    assert batch.inputs["pixel_values"].shape[0] == batch.inputs["image_flags"].numel() == 4
     # Padded (unpacked) collation pads only to the longest sample.
     padded = Collator(tok.pad_token_id)(items)
-    assert padded["input_ids"].shape == (4, max(lens))
-    assert padded["attention_mask"].sum(1).tolist() == lens
-    assert (padded["input_ids"][padded["attention_mask"] == 0] == tok.pad_token_id).all()
-    assert (padded["labels"][padded["attention_mask"] == 0] == IGNORE_INDEX).all()
+    assert padded.inputs["input_ids"].shape == (4, max(lens))
+    assert padded.inputs["attention_mask"].sum(1).tolist() == lens
+    assert (padded.inputs["input_ids"][padded.inputs["attention_mask"] == 0] == tok.pad_token_id).all()
+    assert (padded.inputs["labels"][padded.inputs["attention_mask"] == 0] == IGNORE_INDEX).all()
 
 
 def test_block_mask_pads_never_empty():
@@ -155,4 +157,23 @@ def test_packed_batch_sampler_matches_collator(tok, synth_dataset):
     assert sorted(i for b in batches for i in b) == sorted(order)
     for b in batches[:-1]:
         out = Collator(tok.pad_token_id, pack=True, token_budget=budget)([synth_dataset[i] for i in b])
-        assert out["input_ids"].shape[0] == 2 and out["input_ids"].shape[1] <= budget
+        assert out.inputs["input_ids"].shape[0] == 2 and out.inputs["input_ids"].shape[1] <= budget
+
+
+def test_the_loader_pins_the_inputs_of_a_batch(monkeypatch, tok):
+    """DataLoader(pin_memory=True) pins an object through its own pin_memory method and passes any other
+    object through unpinned: the Batch pins its inputs, so copies to the GPU stay asynchronous."""
+    from torch.utils.data._utils.pin_memory import pin_memory
+
+    from internvl_chat.data import Batch
+
+    pinned = []
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self, *a, **k: pinned.append(self) or self.clone())
+    for collate in (Collator(tok.pad_token_id), Collator(tok.pad_token_id, pack=True, token_budget=10_000)):
+        batch = collate(_text_items(tok, 2))
+        pinned.clear()
+        out = pin_memory(batch)
+        assert isinstance(out, Batch) and out.ids == batch.ids and out.supervised == batch.supervised
+        tensors = [v for v in batch.inputs.values() if torch.is_tensor(v)]
+        assert len(pinned) == len(tensors) and all(any(p is t for t in tensors) for p in pinned)
+        assert all(torch.equal(out.inputs[k], v) for k, v in batch.inputs.items() if torch.is_tensor(v))

@@ -108,14 +108,14 @@ def test_training_pass_uses_all_good_samples_and_reports_each_bad_one(broken, to
     trained_ids = []
     for batch in loader:
         log.update(batch)
-        if batch.get("empty"):
+        if batch.empty:
             continue
-        trained_ids += batch["ids"]
-        n_img = batch["pixel_values"].shape[0]
-        assert n_img == batch["input_ids"].shape[0] == batch["image_flags"].numel()
+        trained_ids += batch.ids
+        n_img = batch.inputs["pixel_values"].shape[0]
+        assert n_img == batch.inputs["input_ids"].shape[0] == batch.inputs["image_flags"].numel()
         # Every image whose flag is 1 has exactly one image block in its row.
-        ctx = (batch["input_ids"] == tok.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)).sum(1)
-        assert ctx.tolist() == [NUM_IMAGE_TOKEN * int(f) for f in batch["image_flags"]]
+        ctx = (batch.inputs["input_ids"] == tok.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)).sum(1)
+        assert ctx.tolist() == [NUM_IMAGE_TOKEN * int(f) for f in batch.inputs["image_flags"]]
     log.close()
     assert sorted(trained_ids) == sorted(GOOD)  # nothing good is lost, nothing bad trained on
     logged = {_key(json.loads(line)): json.loads(line) for line in (tmp_path / "run" / "rejects.jsonl").read_text().splitlines()}
@@ -247,3 +247,21 @@ def test_record_normalisation_matches_the_original():
     assert [t["from"] for t in rec.conversations] == ["human", "gpt"]  # leading assistant turn dropped
     assert rec.conversations[0]["value"] == "<image>\nWhat is it?"  # placeholder added in front, as the original
     assert validate_record({"id": 8, "image": "", "conversations": conv("q", "a")}, 2).image is None  # text-only
+
+
+@pytest.mark.parametrize("pack", [False, True])
+def test_an_all_rejected_batch_is_a_stand_in_with_zero_loss(pack):
+    """Every sample rejected: the collator still returns model inputs (one pad token, no label, a dummy image
+    of the model's size with flag 0), so every rank runs the same modules; the loss is exactly 0."""
+    from internvl_chat.data import RejectedSample
+    from internvl_chat.model.presets import build_tiny_model
+
+    model, tok = build_tiny_model(image_size=56)
+    rejects = [RejectedSample("d", str(i), i + 1, "image not found", "missing") for i in range(2)]
+    batch = Collator(tok.pad_token_id, pack=pack, token_budget=64, image_size=56)(rejects)
+    assert batch.empty and batch.num_samples == 0 and batch.rejects == rejects and batch.supervised == 0
+    assert batch.inputs["pixel_values"].shape == (1, 3, 56, 56) and batch.inputs["image_flags"].tolist() == [0]
+    loss = model(**batch.inputs, use_cache=False, num_items_in_batch=1.0, loss_only=True).loss
+    assert loss.item() == 0.0
+    loss.backward()  # the ViT ran: its parameters get (zero) gradients, as on a rank with real images
+    assert model.vision_model.embeddings.patch_embedding.weight.grad is not None

@@ -20,7 +20,7 @@ import torch, torch.distributed as dist
 from internvl_chat.train import load_config
 from internvl_chat.train.checkpoint import export_pretrained
 from internvl_chat.train.model_setup import build_sharded_model
-from internvl_chat.train.parallel import init_distributed
+from internvl_chat.runtime import init_distributed
 
 torch.set_num_threads(1)
 out = sys.argv[1]

@@ -14,7 +14,7 @@ from internvl_chat.model.modeling import default_llm_attn_implementation, resolv
 from internvl_chat.model.presets import init_model_dir
 from internvl_chat.train import load_config
 from internvl_chat.train.model_setup import _attn_impl, build_sharded_model
-from internvl_chat.train.parallel import DistInfo, init_distributed
+from internvl_chat.runtime import DistInfo, init_distributed
 
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 DEVICES = [torch.device("cpu"), torch.device("cuda", 0), torch.device("meta"), None]

@@ -4,6 +4,8 @@ so the CPU tests could not see a CPU tensor handed to a GPU group. A device-stri
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -12,7 +14,7 @@ from internvl_chat.data import MixSampler
 from internvl_chat.model.tokenizer import build_tiny_tokenizer
 from internvl_chat.train import load_config
 from internvl_chat.train.data import RandomTokenDataset, build_train_data, packed_epoch_steps
-from internvl_chat.train.parallel import DistInfo
+from internvl_chat.runtime import DistInfo
 
 GROUP_DEVICE = torch.device("meta")
 
@@ -54,6 +56,7 @@ def test_build_train_data_with_packing_hands_the_group_device_down(strict_group)
     tok = build_tiny_tokenizer()
     ds = RandomTokenDataset(16, tok, num_image_token=4, image_size=28, max_length=64, vary_length=True)
     info = DistInfo(rank=0, world_size=1, local_rank=0, device=GROUP_DEVICE)
+    model = SimpleNamespace(config=SimpleNamespace(image_size=28))  # with a dataset given: the stand-in image's size
     with pytest.raises(ReachedCollective):
-        build_train_data(cfg, tok, None, info, dataset=ds)
+        build_train_data(cfg, tok, model, info, dataset=ds)
     assert strict_group == [GROUP_DEVICE]

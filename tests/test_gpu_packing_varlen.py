@@ -12,7 +12,6 @@ from internvl_chat.data.synth import generate
 from internvl_chat.model.presets import build_tiny_model
 from internvl_chat.model.varlen_reference import register_varlen_reference, segment_ids
 from internvl_chat.model.tokenizer import build_tiny_tokenizer
-from internvl_chat.train.data import MODEL_KEYS, model_inputs
 
 SIZE = 56
 
@@ -33,14 +32,14 @@ def setup(tmp_path_factory):
 def _losses(model, batch, inputs):
     with torch.no_grad():
         logits = model(**inputs, use_cache=False).logits
-    return per_sample_loss(logits, batch["labels"], batch["sample_index"])
+    return per_sample_loss(logits, batch.inputs["labels"], batch.sample_index)
 
 
 def _alone(model, tok, items):
     out = []
     for it in items:
         b = Collator(tok.pad_token_id)([it])
-        out.append(_losses(model, b, model_inputs(b, torch.device("cpu")))[0])
+        out.append(_losses(model, b, b.to("cpu").inputs)[0])
     return torch.stack(out)
 
 
@@ -58,10 +57,11 @@ def test_trainer_inputs_keep_packed_samples_apart_with_two_rows(setup):
     lengths = sorted(int(it["input_ids"].numel()) for it in items)
     budget = max(lengths[-1], sum(lengths) // 3 + 1)  # about three rows of several samples
     batch = Collator(tok.pad_token_id, pack=True, token_budget=budget, mask="position_ids")(items)
-    assert batch["input_ids"].shape[0] >= 2 and batch["num_samples"] > batch["input_ids"].shape[0]
+    assert batch.inputs["input_ids"].shape[0] >= 2 and batch.num_samples > batch.inputs["input_ids"].shape[0]
     alone = _alone(model, tok, items)
-    packed = _losses(model, batch, model_inputs(batch, torch.device("cpu")))
+    packed = _losses(model, batch, batch.to("cpu").inputs)
     torch.testing.assert_close(packed, alone, atol=1e-5, rtol=0)
-    # What the loop passed before the fix (MODEL_KEYS only): flash-attention mixes the samples of a row.
-    leaky = _losses(model, batch, {k: batch.get(k) for k in MODEL_KEYS})
+    # What the loop passed before the fix (no varlen offsets): flash-attention mixes the samples of a row.
+    varlen = ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k")
+    leaky = _losses(model, batch, {k: v for k, v in batch.inputs.items() if k not in varlen})
     assert (leaky - alone).abs().max() > 1e-3

@@ -17,7 +17,8 @@ from internvl_chat.train.gc_control import ManualGC
 from internvl_chat.train import model_setup, parallel
 from internvl_chat.train.model_setup import build_sharded_model
 from internvl_chat.train.optim import use_fused
-from internvl_chat.train.parallel import extra_groups, init_distributed
+from internvl_chat.runtime import init_distributed
+from internvl_chat.train.parallel import extra_groups
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +114,6 @@ def test_selection_inputs_stay_on_the_host_and_the_loss_is_unchanged():
     """labels and image_flags only select positions/images: kept on the host, the model's boolean
     selections need no device-to-host sync; the loss is the same as with everything on the device."""
     from internvl_chat.data import Collator
-    from internvl_chat.train.data import model_inputs
 
     model, tok = build_tiny_model()
     ids = torch.tensor([tok.convert_tokens_to_ids("<img>")] + [model.img_context_token_id] * model.num_image_token
@@ -123,11 +123,11 @@ def test_selection_inputs_stay_on_the_host_and_the_loss_is_unchanged():
     item = {"input_ids": ids, "labels": labels, "pixel_values": torch.randn(1, 3, 56, 56),
             "image_flags": torch.tensor([1]), "dataset": "t", "id": "0", "truncated": 0}
     batch = Collator(tok.pad_token_id)([item, dict(item, id="1")])
-    on_meta = model_inputs(batch, torch.device("meta"))
+    on_meta = batch.to(torch.device("meta")).inputs
     assert on_meta["input_ids"].device.type == "meta" and on_meta["pixel_values"].device.type == "meta"
     assert on_meta["labels"].device.type == "cpu" and on_meta["image_flags"].device.type == "cpu"
     with torch.no_grad():
-        host = model(**model_inputs(batch, torch.device("cpu")), loss_only=True).loss
-        plain = model(**{k: batch[k] for k in ("input_ids", "labels", "attention_mask", "position_ids",
-                                               "pixel_values", "image_flags")}).loss
+        host = model(**batch.to(torch.device("cpu")).inputs, loss_only=True).loss
+        plain = model(**{k: batch.inputs[k] for k in ("input_ids", "labels", "attention_mask", "position_ids",
+                                                      "pixel_values", "image_flags")}).loss
     torch.testing.assert_close(host, plain)

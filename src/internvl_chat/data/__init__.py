@@ -3,6 +3,7 @@
     from internvl_chat.data import SupervisedDataset, MixSampler, Collator, RejectLog, preprocess
 """
 
+from .batch import Batch
 from .collate import Collator, pad_collate
 from .dataset import SupervisedDataset
 from .formats import DatasetSpec, RejectedSample, SampleRejected, load_meta
@@ -13,8 +14,8 @@ from .rejects import RejectLog, TooManyRejects
 from .sampler import MixSampler, length_grouped_indices
 
 __all__ = [
-    "Collator", "DatasetSpec", "JsonlIndex", "MixSampler", "PackedBatchSampler", "RejectLog", "RejectedSample",
-    "SampleRejected", "SupervisedDataset", "TooManyRejects", "block_causal_mask", "greedy_packs",
+    "Batch", "Collator", "DatasetSpec", "JsonlIndex", "MixSampler", "PackedBatchSampler", "RejectLog",
+    "RejectedSample", "SampleRejected", "SupervisedDataset", "TooManyRejects", "block_causal_mask", "greedy_packs",
     "length_grouped_indices", "load_meta", "pack_collate", "pad_collate", "per_sample_loss", "preprocess",
     "tokenize_conversation",
 ]

@@ -73,42 +73,37 @@ def check_line(raw: bytes, line_no: int, spec, tokenizer, template_name: str, nu
 def check_meta(meta_path, tokenizer, template_name: str = "Hermes-2", num_image_token: int = 256,
                max_length: int = 2048, check_images: bool = True, progress: bool = True,
                base_dir=None) -> CheckReport:
-    reports, rejects = [], []
-    try:
-        _check_all(load_meta(meta_path, base_dir), reports, rejects, tokenizer, template_name, num_image_token,
-                   max_length, check_images, progress)
-    except KeyboardInterrupt:  # keep what was checked: the caller prints it and writes the rejects so far
-        return CheckReport(reports, rejects, interrupted=True)
-    return CheckReport(reports, rejects)
-
-
-def _check_all(specs, reports, rejects, tokenizer, template_name, num_image_token, max_length, check_images,
-               progress) -> None:
     from tqdm import tqdm
 
-    for spec in specs:
-        report = DatasetReport(spec.name, str(spec.annotation))
-        reports.append(report)
-        try:
-            index = JsonlIndex(spec.annotation)
-        except FileNotFoundError as e:
-            report.problems["annotation missing"] += 1
-            rejects.append(RejectedSample(spec.name, None, None, "annotation missing", str(e), str(spec.annotation)))
-            continue
-        report.lines = len(index)
-        for line in tqdm(range(len(index)), desc=spec.name, disable=not progress, unit="rec", leave=False):
+    out = CheckReport([], [])
+    try:
+        for spec in load_meta(meta_path, base_dir):
+            report = DatasetReport(spec.name, str(spec.annotation))
+            out.datasets.append(report)
             try:
-                n_tokens, has_image = check_line(index.read(line), line + 1, spec, tokenizer, template_name,
-                                                       num_image_token, max_length, check_images)
-            except RecordError as e:
-                report.problems[e.kind] += 1
-                rejects.append(RejectedSample(spec.name, getattr(e, "sample_id", None), line + 1, e.kind, e.reason,
-                                              str(spec.annotation)))
+                index = JsonlIndex(spec.annotation)
+            except FileNotFoundError as e:
+                report.problems["annotation missing"] += 1
+                out.rejects.append(RejectedSample(spec.name, None, None, "annotation missing", str(e),
+                                                  str(spec.annotation)))
                 continue
-            report.ok += 1
-            report.image_samples += has_image
-            report.text_only += not has_image
-            report.max_tokens = max(report.max_tokens, n_tokens)
+            report.lines = len(index)
+            for line in tqdm(range(len(index)), desc=spec.name, disable=not progress, unit="rec", leave=False):
+                try:
+                    n_tokens, has_image = check_line(index.read(line), line + 1, spec, tokenizer, template_name,
+                                                     num_image_token, max_length, check_images)
+                except RecordError as e:
+                    report.problems[e.kind] += 1
+                    out.rejects.append(RejectedSample(spec.name, getattr(e, "sample_id", None), line + 1, e.kind,
+                                                      e.reason, str(spec.annotation)))
+                    continue
+                report.ok += 1
+                report.image_samples += has_image
+                report.text_only += not has_image
+                report.max_tokens = max(report.max_tokens, n_tokens)
+    except KeyboardInterrupt:  # keep what was checked: the caller prints it and writes the rejects so far
+        out.interrupted = True
+    return out
 
 
 def write_rejects(rejects: list[RejectedSample], path: str | Path) -> None:

@@ -19,12 +19,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..conversation import render_prompt
 from ..image import ImageLoadError, image_to_tensor, load_image
 from .augment import random_resized_crop
 from .formats import (DatasetSpec, RecordError, RejectedSample, SampleRejected, load_meta, parse_line,
                       repeat_indices, validate_record)
 from .jsonl_index import JsonlIndex, default_cache_dir
-from .preprocess import render_with_spans, tokenize_conversation
+from .preprocess import tokenize_conversation
 
 
 @dataclass
@@ -209,7 +210,7 @@ class SupervisedDataset(torch.utils.data.Dataset):
                      for t in rec.conversations]
             batch_ids.append(line)
             batch_images.append(1 if rec.image else 0)
-            batch_text.append(render_with_spans(turns, self.template_name)[0])
+            batch_text.append(render_prompt(turns, self.template_name).text)
             if len(batch_text) >= 512:
                 flush()
         flush()

@@ -158,8 +158,7 @@ def validate_record(obj: dict, line_no: int) -> Record:
     Normalisation (the original's rules): a leading assistant turn is dropped, and
     an image sample with no `<image>` gets `<image>\\n` in front of the first user turn.
     """
-    sample_id = obj.get("id", f"line{line_no}")
-    sample_id = str(sample_id)
+    sample_id = str(obj.get("id", f"line{line_no}"))
     image = obj.get("image")
     if image is not None and not isinstance(image, str):
         raise RecordError("schema", f"'image' must be a string path, got {type(image).__name__}")

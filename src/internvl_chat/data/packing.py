@@ -13,14 +13,14 @@ from typing import Iterable, Iterator, Sequence
 import torch
 
 from ..constants import IGNORE_INDEX
-from .batch_common import bookkeeping, empty_batch, images, split_rejects
+from .batch import Batch, collated
 
 # How a packed batch confines attention to each sample:
 #   "4d": (B,1,N,N) bool block-diagonal causal mask (SDPA; any use_cache setting);
 #   "4d_additive": the same as 0/-inf floats (eager attention adds the mask to the scores);
 #   "position_ids": attention_mask None; transformers infers the blocks from the restarting
 #       position ids (only with use_cache=False); flash-attention does so only for a one-row
-#       batch, so the trainer also passes `varlen_kwargs(batch)` (cu_seq_lens, max_length).
+#       batch, so a packed batch's inputs also carry `cu_seq_lens_*` and `max_length_*`.
 MASK_FORMATS = ("4d", "4d_additive", "position_ids")
 
 
@@ -61,11 +61,6 @@ def block_causal_mask(sample_index: torch.Tensor) -> torch.Tensor:
     return ((same & causal) | eye).unsqueeze(1)
 
 
-def additive_mask(mask: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Bool mask -> 0 / most-negative float, for eager attention (which adds the mask to the scores)."""
-    return torch.zeros(mask.shape, dtype=dtype).masked_fill_(~mask, torch.finfo(dtype).min)
-
-
 def cu_seqlens(sample_index: torch.Tensor) -> torch.Tensor:
     """Cumulative sequence lengths of the flattened batch, for varlen flash attention (pads count as one run per row)."""
     flat = sample_index.reshape(-1)
@@ -77,60 +72,23 @@ def cu_seqlens(sample_index: torch.Tensor) -> torch.Tensor:
     return torch.cat([starts, torch.tensor([flat.numel()])]).to(torch.int32)
 
 
-def pack_collate(items: list, pad_token_id: int, token_budget: int, mask: str = "4d") -> dict:
+def pack_collate(items: list[dict], pad_token_id: int, token_budget: int, mask: str = "4d") -> Batch:
     """Pack items next-fit into rows of <= token_budget tokens, padded to the longest row."""
     if mask not in MASK_FORMATS:
         raise ValueError(f"mask must be one of {MASK_FORMATS}, got {mask!r}")
-    good, rejects, truncated = split_rejects(items)
-    if not good:
-        return empty_batch(rejects, truncated)
-    packs = greedy_packs([it["input_ids"].numel() for it in good], token_budget)
-    n = max(sum(int(good[i]["input_ids"].numel()) for i in p) for p in packs)
-    b = len(packs)
-    input_ids = torch.full((b, n), pad_token_id, dtype=torch.long)
-    labels = torch.full((b, n), IGNORE_INDEX, dtype=torch.long)
-    position_ids = torch.zeros((b, n), dtype=torch.long)
-    sample_index = torch.full((b, n), -1, dtype=torch.long)
-    order = []  # samples in flattened order: their images go to the model in this order
-    for row, pack in enumerate(packs):
-        at = 0
-        for i in pack:
-            it, k = good[i], int(good[i]["input_ids"].numel())
-            input_ids[row, at:at + k], labels[row, at:at + k] = it["input_ids"], it["labels"]
-            labels[row, at] = IGNORE_INDEX  # never learn "next sample starts here"
-            position_ids[row, at:at + k] = torch.arange(k)
-            sample_index[row, at:at + k] = len(order)
-            order.append(it)
-            at += k
-        position_ids[row, at:] = torch.arange(n - at)  # padding: a run of its own
-    batch = {"input_ids": input_ids, "labels": labels, "position_ids": position_ids,
-             "sample_index": sample_index, "cu_seqlens": cu_seqlens(sample_index), **images(order),
-             **bookkeeping(order, rejects, truncated)}
-    if mask == "4d":
-        batch["attention_mask"] = block_causal_mask(sample_index)
-    elif mask == "4d_additive":
-        batch["attention_mask"] = additive_mask(block_causal_mask(sample_index))
-    else:
-        batch["attention_mask"] = None
-    batch["max_seqlen"] = int((batch["cu_seqlens"][1:] - batch["cu_seqlens"][:-1]).max())
-    batch["num_packs"] = b
+    batch = collated(items, greedy_packs([it["input_ids"].numel() for it in items], token_budget), pad_token_id)
+    idx, inputs = batch.sample_index, batch.inputs
+    for row, used in enumerate((idx >= 0).sum(dim=1).tolist()):  # padding: a run of its own
+        inputs["position_ids"][row, used:] = torch.arange(idx.shape[1] - used)
+    allowed = None if mask == "position_ids" else block_causal_mask(idx)
+    if mask == "4d_additive":  # eager attention adds the mask to the scores: 0 / most-negative float
+        allowed = torch.zeros(allowed.shape).masked_fill_(~allowed, torch.finfo(torch.float32).min)
+    inputs["attention_mask"] = allowed
+    # The max length is a Python int computed here, so passing it costs no device sync.
+    cu = cu_seqlens(idx)
+    longest = int((cu[1:] - cu[:-1]).max())
+    inputs.update(cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=longest, max_length_k=longest)
     return batch
-
-
-def varlen_kwargs(batch: dict, device=None) -> dict:
-    """The flash-attention varlen keywords of a packed batch (empty for a padded one).
-
-    transformers' flash-attention path splits samples from `position_ids` only when the
-    batch has one row; with 2+ rows it needs `cu_seq_lens_*` and `max_length_*`, or the
-    samples of a row attend to each other. SDPA/eager ignore these keywords. The max
-    length is a Python int computed on the host, so passing it costs no device sync.
-    """
-    cu = batch.get("cu_seqlens")
-    if cu is None:
-        return {}
-    longest = int(batch["max_seqlen"]) if "max_seqlen" in batch else int((cu[1:] - cu[:-1]).max())
-    cu = cu.to(device, non_blocking=True) if device is not None else cu
-    return {"cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": longest, "max_length_k": longest}
 
 
 def per_sample_loss(logits: torch.Tensor, labels: torch.Tensor, sample_index: torch.Tensor) -> torch.Tensor:

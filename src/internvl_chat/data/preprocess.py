@@ -34,12 +34,6 @@ class TokenizedSample:
         return self.full_length - int(self.input_ids.numel())
 
 
-def render_with_spans(conversations: list[dict], template_name: str) -> tuple[str, list[tuple[int, int]]]:
-    """The prompt and the [start, end) spans of each assistant reply including its closing separator."""
-    rendered = render_prompt(conversations, template_name)
-    return rendered.text, rendered.reply_spans
-
-
 def original_labels(ids: list[int], prompt: str, tokenizer, template_name: str) -> list[int] | None:
     """Labels by the original's counting (preprocess_mpt), or None where it reports a tokenization mismatch."""
     conv = get_conv_template(template_name)

@@ -12,6 +12,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from .batch import Batch
 from .formats import RejectedSample
 
 
@@ -44,13 +45,12 @@ class RejectLog:
         else:
             self.rejected[(record.dataset, record.kind)] += 1
 
-    def update(self, batch: dict) -> None:
+    def update(self, batch: Batch) -> None:
         """Account for one collated batch (its `rejects`, `truncated` and sample count)."""
-        rejects = batch.get("rejects", [])
-        self.seen += int(batch.get("num_samples", 0)) + len(rejects)
-        for rec in rejects:
+        self.seen += batch.num_samples + len(batch.rejects)
+        for rec in batch.rejects:
             self.add(rec)
-        for rec in batch.get("truncated", []):
+        for rec in batch.truncated:
             self.add(rec, kept=True)
         self.check()
 
@@ -80,9 +80,3 @@ class RejectLog:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

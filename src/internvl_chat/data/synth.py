@@ -185,7 +185,7 @@ def generate(out_dir: str | Path, n_train: int, n_test: int, seed: int = 0, imag
     tasks = tuple(tasks or TASKS)
     kinds = {t: tuple(QUESTION_KINDS[t]) for t in TASKS}
     for task, wanted in (question_kinds or {}).items():
-        bad = [k for k in wanted] if task not in QUESTION_KINDS else [k for k in wanted if k not in QUESTION_KINDS[task]]
+        bad = [k for k in wanted if k not in QUESTION_KINDS.get(task, ())]
         if task not in QUESTION_KINDS or bad or not wanted:
             raise ValueError(f"question_kinds[{task!r}] = {wanted!r}: unknown task or kinds {bad}; known: {QUESTION_KINDS}")
         kinds[task] = tuple(k for k in QUESTION_KINDS[task] if k in wanted)

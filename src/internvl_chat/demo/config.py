@@ -8,7 +8,6 @@ stage's training config (e.g. `stage1.max_steps=2`).
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from ..overrides import OverrideTypeError, coerce
+from ..train.config import read_yaml
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "demo" / "demo.yaml"
 
@@ -79,10 +79,6 @@ SECTIONS = ("data", "llm", "stage0", "stage1", "stage2", "eval")
 STAGES = ("stage0", "stage1", "stage2")
 
 
-def _field_type(cls, key: str):
-    return typing.get_type_hints(cls)[key]
-
-
 def _set(cfg: DemoConfig, section: str, key: str, value, where: str, raw: str | None = None) -> None:
     if section in STAGES and key not in ("config", "overrides"):
         # Anything else is a training-stack key: keep it as a `key=value` override for that stage.
@@ -90,25 +86,19 @@ def _set(cfg: DemoConfig, section: str, key: str, value, where: str, raw: str | 
         getattr(cfg, section).overrides.append(f"{key}={text}")
         return
     sec = getattr(cfg, section)
-    names = {f.name: f for f in dataclasses.fields(sec)}
-    if key not in names:
-        raise DemoConfigError(f"{where}: unknown key {section}.{key}; valid keys: {', '.join(names)}")
-    default = getattr(sec, key)
+    hints = typing.get_type_hints(type(sec))
+    if key not in hints:
+        raise DemoConfigError(f"{where}: unknown key {section}.{key}; valid keys: {', '.join(hints)}")
     try:  # strict: the YAML value must already have the field's type
-        value = coerce(value, _field_type(type(sec), key), strict=True)
+        setattr(sec, key, coerce(value, hints[key], strict=True))
     except OverrideTypeError:
-        raise DemoConfigError(f"{where}: {section}.{key} must be a {type(default).__name__}, got {value!r}") from None
-    setattr(sec, key, value)
+        raise DemoConfigError(f"{where}: {section}.{key} must be a {type(getattr(sec, key)).__name__}, "
+                              f"got {value!r}") from None
 
 
 def load_demo_config(path: str | Path | None = None, overrides: list[str] | None = None) -> DemoConfig:
     path = Path(path) if path else DEFAULT_CONFIG
-    if not path.is_file():
-        raise DemoConfigError(f"demo config not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise DemoConfigError(f"{path}: not valid YAML: {e}") from None
+    data = read_yaml(path, DemoConfigError, "demo config")
     cfg = DemoConfig(base_dir=path.resolve().parent)
     for section, body in data.items():
         if section == "threads":

@@ -98,8 +98,9 @@ def _background_group():
 
 
 class PendingCheckpoint:
-    """A checkpoint being written in the background. `wait()` (collective) completes it: once every
-    rank's shards are on disk, rank 0 renames `step_N.tmp` to `step_N` and prunes old ones."""
+    """A checkpoint being written (in the background when `future` is set). `wait()` (collective)
+    completes it: once every rank's shards are on disk, rank 0 renames `step_N.tmp` to `step_N` and
+    prunes old ones."""
 
     def __init__(self, future, root: Path, tmp: Path, final: Path, keep_last: int):
         self.future, self.root, self.tmp, self.final, self.keep_last = future, root, tmp, final, keep_last
@@ -119,19 +120,20 @@ class PendingCheckpoint:
         if self.future is not None:
             self.future.result()
             self.future = None
-            dist.barrier()
-            if dist.get_rank() == 0:
-                _publish(self.root, self.tmp, self.final, self.keep_last)
-            dist.barrier()
+            self.publish()
         return self.final
 
-
-def _publish(root: Path, tmp: Path, final: Path, keep_last: int) -> None:
-    if final.exists():  # the same step saved before (e.g. pre-emption right after a periodic save)
-        shutil.rmtree(final)
-    tmp.rename(final)
-    for _, old in complete_checkpoints(root)[:-keep_last]:
-        shutil.rmtree(old, ignore_errors=True)
+    def publish(self) -> Path:
+        """Collective, once every rank's files are written: rank 0 renames `step_N.tmp` and prunes."""
+        dist.barrier()
+        if dist.get_rank() == 0:
+            if self.final.exists():  # the same step saved before (e.g. pre-emption right after a periodic save)
+                shutil.rmtree(self.final)
+            self.tmp.rename(self.final)
+            for _, old in complete_checkpoints(self.root)[:-self.keep_last]:
+                shutil.rmtree(old, ignore_errors=True)
+        dist.barrier()
+        return self.final
 
 
 def save_checkpoint(root: str | Path, step: int, model, optimizer, trainer_state: dict, rank_state: dict,
@@ -157,13 +159,8 @@ def save_checkpoint(root: str | Path, step: int, model, optimizer, trainer_state
     _write_json(tmp / f"rank_{rank}.json", rank_state)
     if rank == 0:
         _write_json(tmp / TRAINER_STATE, trainer_state)
-    if background:
-        return PendingCheckpoint(future, root, tmp, final, keep_last)
-    dist.barrier()
-    if rank == 0:
-        _publish(root, tmp, final, keep_last)
-    dist.barrier()
-    return final
+    pending = PendingCheckpoint(future if background else None, root, tmp, final, keep_last)
+    return pending if background else pending.publish()
 
 
 def load_checkpoint(folder: str | Path, model, optimizer) -> tuple[dict, dict | None]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .config import ConfigError, load_config
+from .config import load_config
 
 USAGE = """usage: internvl-chat train CONFIG.yaml [key=value ...]
        torchrun --nproc_per_node=N -m internvl_chat.train CONFIG.yaml [key=value ...]
@@ -31,16 +31,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"internvl-chat train: the first argument must be the config file, got {path!r}\n\n{USAGE}",
               file=sys.stderr)
         return 2
-    from ..errors import is_rank0, report_user_error
+    from ..errors import is_rank0
+    from .preflight import preflight
 
-    try:
-        cfg = load_config(path, overrides)
-        from .preflight import preflight
-
-        preflight(cfg)
-    except ConfigError as e:
-        report_user_error("internvl-chat train", e)
-        return 2
+    cfg = load_config(path, overrides)
+    preflight(cfg)  # a bad config or input is a UserError: one line and exit 2 (errors.run_command)
     from ..data.rejects import TooManyRejects
     from .loop import train
 

@@ -166,16 +166,8 @@ class TrainConfig:
                 f"per_device_batch_size={self.batch.per_device_batch_size} x world_size={world_size}")
         return self.batch.global_batch_size // per_step
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 SECTIONS = [f.name for f in dataclasses.fields(TrainConfig) if dataclasses.is_dataclass(f.default_factory)]
-
-
-def _section_types() -> dict[str, type]:
-    hints = typing.get_type_hints(TrainConfig)
-    return {name: hints[name] for name in SECTIONS}
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
@@ -206,7 +198,8 @@ def _resolve_key(key: str, where: str) -> tuple[str | None, str]:
         return section, sub
     if key == "seed":
         return None, key
-    owners = [s for s, t in _section_types().items() if key in typing.get_type_hints(t)]
+    section_types = typing.get_type_hints(TrainConfig)
+    owners = [s for s in SECTIONS if key in typing.get_type_hints(section_types[s])]
     if not owners:
         raise ConfigError(f"{where}: unknown key {key!r} (not a field of any section: {', '.join(SECTIONS)})")
     if len(owners) > 1:
@@ -250,19 +243,20 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
     return cfg
 
 
+def read_yaml(path: Path, error: type[Exception] = ConfigError, what: str = "config file") -> Any:
+    """A YAML file's content ({} when empty); `error` names the file when it is absent or not YAML.
+    The demo's config reads its file with it too."""
+    if not path.is_file():
+        raise error(f"{what} not found: {path}")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise error(f"{path}: not valid YAML: {e}") from None
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
     """YAML file (or None for all defaults) + overrides -> a validated TrainConfig."""
-    if path is None:
-        cfg = TrainConfig()
-    else:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
-        cfg = config_from_dict(data, str(path))
+    cfg = TrainConfig() if path is None else config_from_dict(read_yaml(Path(path)), str(path))
     apply_overrides(cfg, overrides or [])
     validate(cfg)
     return cfg

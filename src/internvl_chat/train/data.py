@@ -10,6 +10,7 @@ over ranks so that no rank waits in a collective for another that ran dry.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,28 +20,8 @@ import torch.distributed as dist
 
 from ..constants import IGNORE_INDEX, IMG_CONTEXT_TOKEN, IMG_END_TOKEN, IMG_START_TOKEN
 from ..data import Collator, MixSampler, PackedBatchSampler, SupervisedDataset
-from ..data.packing import varlen_kwargs
+from ..runtime import DistInfo
 from .config import TrainConfig
-from .parallel import DistInfo
-
-
-MODEL_KEYS = ("input_ids", "labels", "attention_mask", "position_ids", "pixel_values", "image_flags")
-# Only used to select rows/positions: kept on the host, so the model's boolean selections on them
-# (supervised positions, images with flag 1) need no device-to-host sync per micro-batch.
-HOST_KEYS = ("labels", "image_flags")
-
-
-def model_inputs(batch: dict, device: torch.device) -> dict:
-    """The model's keyword arguments for one micro-batch, on `device` (HOST_KEYS stay on the host).
-
-    Copies are non-blocking (the loader pins host memory on GPU runs), and a packed
-    batch carries its flash-attention varlen offsets (`cu_seq_lens_*`, `max_length_*`):
-    without them flash-attention lets the samples of a row attend to each other.
-    """
-    inputs = {k: (batch[k].to(device, non_blocking=True) if batch.get(k) is not None and k not in HOST_KEYS
-                  else batch.get(k)) for k in MODEL_KEYS}
-    inputs.update(varlen_kwargs(batch, device))
-    return inputs
 
 
 class RandomTokenDataset(torch.utils.data.Dataset):
@@ -93,18 +74,16 @@ class TrainData:
     per_device: int
     accumulation: int
     steps_per_epoch: int
-    packing: bool
     num_workers: int
-    lengths: np.ndarray | None = None
-    budget: int = 0
+    lengths: np.ndarray | None = None  # token lengths of the samples, when packing
     device: torch.device = torch.device("cpu")  # the process group's device (collectives)
 
     def epoch_steps(self, epoch: int) -> int:
         """Optimizer steps in `epoch` (collective when packing: the minimum over ranks)."""
-        if not self.packing:
-            return self.steps_per_epoch
-        return packed_epoch_steps(self.sampler, epoch, self.lengths, self.budget, self.per_device, self.accumulation,
-                                  self.device)
+        if not self.collator.pack:
+            return self.sampler.per_rank() // (self.per_device * self.accumulation)
+        return packed_epoch_steps(self.sampler, epoch, self.lengths, self.collator.token_budget, self.per_device,
+                                  self.accumulation, self.device)
 
     def loader(self) -> torch.utils.data.DataLoader:
         """A loader over the rest of the sampler's current epoch, yielding micro-batches."""
@@ -116,7 +95,7 @@ class TrainData:
         kw = dict(collate_fn=self.collator, num_workers=self.num_workers, generator=torch.Generator().manual_seed(seed),
                   persistent_workers=False, prefetch_factor=2 if self.num_workers else None,
                   pin_memory=self.device.type == "cuda")  # pinned pages: the copy to the GPU can be non-blocking
-        if self.packing:
+        if self.collator.pack:
             batches = PackedBatchSampler(self.sampler, self.lengths, self.collator.token_budget, self.per_device)
             return torch.utils.data.DataLoader(self.dataset, batch_sampler=batches, **kw)
         return torch.utils.data.DataLoader(self.dataset, batch_size=self.per_device, sampler=self.sampler,
@@ -155,8 +134,7 @@ def packed_epoch_steps(sampler: MixSampler, epoch: int, lengths, budget: int, ro
                        device: torch.device | str = "cpu") -> int:
     """Optimizer steps of `epoch` packed, the minimum over ranks. `device` is the process group's device:
     NCCL only reduces CUDA tensors."""
-    probe = MixSampler(sampler.num_samples, seed=sampler.seed, rank=sampler.rank, world_size=sampler.world_size,
-                       shuffle=sampler.shuffle, drop_last=sampler.drop_last)
+    probe = copy.copy(sampler)  # the same order, without moving the trainer's sampler
     probe.set_epoch(epoch)
     micro = sum(1 for _ in PackedBatchSampler(probe.rank_order(), lengths, budget, rows))
     steps = torch.tensor(micro // accumulation, device=device)
@@ -179,17 +157,12 @@ def build_train_data(cfg: TrainConfig, tokenizer, model, info: DistInfo, dataset
                          drop_last=True, **grouped)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     collator = Collator(pad_id, pack=cfg.data.packing, token_budget=cfg.data.max_seq_length if cfg.data.packing else None,
-                        mask="position_ids")
-    lengths = None
-    if cfg.data.packing:
-        lengths = np.asarray(dataset.lengths(show_progress=info.is_main))
-        # Packed micro-batches per rank differ; every rank must stop at the same step.
-        steps = packed_epoch_steps(sampler, 0, lengths, cfg.data.max_seq_length, per_device, accumulation,
-                                   info.device)
-    else:
-        steps = sampler.per_rank() // (per_device * accumulation)
-    if steps < 1:
+                        mask="position_ids", image_size=model.config.image_size)
+    lengths = np.asarray(dataset.lengths(show_progress=info.is_main)) if cfg.data.packing else None
+    data = TrainData(dataset, sampler, collator, per_device, accumulation, 0, cfg.data.num_workers, lengths,
+                     info.device)
+    data.steps_per_epoch = data.epoch_steps(0)  # packed micro-batches per rank differ: every rank stops together
+    if data.steps_per_epoch < 1:
         raise ValueError(f"the data set has {len(dataset)} samples, fewer than one global batch "
                          f"({cfg.batch.global_batch_size} samples); add data or lower batch.global_batch_size")
-    return TrainData(dataset, sampler, collator, per_device, accumulation, steps, cfg.data.packing,
-                     cfg.data.num_workers, lengths, cfg.data.max_seq_length, info.device)
+    return data

@@ -125,10 +125,3 @@ def flop_model(model) -> FlopModel:
         llm_layers=lcfg.num_hidden_layers, llm_attn_width=lcfg.num_attention_heads * head_dim,
         image_tokens=model.num_image_token, lm_head_params=head.weight.numel())
 
-
-def sample_lengths(batch: dict) -> torch.Tensor:
-    """Token count of each real (non-pad) sample in a collated batch (padded or packed)."""
-    idx = batch["sample_index"]
-    # Padded batches number samples by row, packed ones across the batch: one id per sample either way.
-    counts = torch.bincount(idx[idx >= 0].reshape(-1))
-    return counts[counts > 0]

@@ -30,20 +30,20 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..constants import IGNORE_INDEX
-from ..data import RejectLog
+from ..data import Batch, RejectLog
 from ..data.rejects import TooManyRejects
 from ..errors import UserError
+from ..runtime import DistInfo, init_distributed, shutdown_distributed
 from .checkpoint import export_pretrained, latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
-from .data import build_train_data, model_inputs
-from .flops import flop_model, peak_flops_per_device, sample_lengths
+from .data import build_train_data
+from .flops import flop_model, peak_flops_per_device
 from .gc_control import ManualGC
 from .lora import count_parameters, set_frozen_eval
 from .model_setup import build_sharded_model
 from .monitor import Monitor, plot_loss_curve
 from .optim import build_optimizer, build_scheduler
-from .parallel import DistInfo, init_distributed, param_dtype, shutdown_distributed
+from .parallel import param_dtype
 
 
 @dataclass
@@ -107,15 +107,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _empty_micro_batch(image_size: int, pad_id: int) -> dict:
-    """Stand-in for a micro-batch whose samples were all rejected: one pad token, no label, a dummy
-    image with flag 0. Its loss is exactly 0 but it runs the same modules, so FSDP collectives line up."""
-    return {"input_ids": torch.tensor([[pad_id]]), "labels": torch.tensor([[IGNORE_INDEX]]),
-            "attention_mask": torch.ones(1, 1, dtype=torch.long), "position_ids": torch.zeros(1, 1, dtype=torch.long),
-            "pixel_values": torch.zeros(1, 3, image_size, image_size), "image_flags": torch.tensor([0]),
-            "sample_index": torch.full((1, 1), -1)}
-
-
 def _all_reduce(values: list[float], device, op=dist.ReduceOp.SUM) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t, op=op)
@@ -128,18 +119,17 @@ def train(cfg: TrainConfig, dataset=None) -> TrainResult:
         torch.set_num_threads(cfg.parallel.num_threads)
     owns_group = not dist.is_initialized()  # leave a caller's process group alone
     info = init_distributed(cfg.parallel.backend)
-    ok = False
     try:
         run = _Run(cfg, info, dataset)  # builds and resumes
         result = run.finish(*run.loop())
         del run  # model, optimizer and loader go before the process group does
-        ok = True
-        return result
-    finally:
-        if owns_group and ok:
-            shutdown_distributed()
-        elif owns_group and dist.is_initialized():
-            dist.destroy_process_group()
+    except BaseException:
+        if owns_group and dist.is_initialized():
+            dist.destroy_process_group()  # no barrier: the other ranks may be gone
+        raise
+    if owns_group:
+        shutdown_distributed()
+    return result
 
 
 @dataclass
@@ -176,8 +166,6 @@ class _Run:
         trainable, total_params = count_parameters(model)
         self.fm = flop_model(model)
         self.peak = peak_flops_per_device(info.device, cfg.logging.peak_flops) * info.world_size
-        self.image_size = model.config.image_size
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.monitor = Monitor(out, self.total, self.state.step, info.is_main, cfg.logging.progress_bar,
                                cfg.logging.tensorboard)
         self.monitor.message(
@@ -217,7 +205,7 @@ class _Run:
         state = self.state
         trainer_state = {"step": state.step, "total_steps": self.total, "world_size": self.info.world_size,
                          "loop": asdict(state), "scheduler": self.scheduler.state_dict(), "reason": reason,
-                         "config": self.cfg.to_dict()}
+                         "config": asdict(self.cfg)}
         rank_state = {"consumed": state.consumed, "sampler": self.data.sampler.state_dict(consumed=state.consumed),
                       "rng": rng_state()}
         result = save_checkpoint(self.ckpt_root, state.step, self.model, self.optimizer, trainer_state, rank_state,
@@ -256,33 +244,29 @@ class _Run:
         self.rejects.close()
         return status, message
 
-    def _count(self, micro: list[dict]) -> StepStats:
+    def _count(self, micro: list[Batch]) -> StepStats:
         """This rank's counts for a step (and its rejects logged), before the all-reduce."""
         local = StepStats()
         for b in micro:
             self.rejects.update(b)
-            self.state.consumed += int(b["num_samples"]) + len(b["rejects"])
-            local.rejected += len(b["rejects"])
-            if b.get("empty"):
+            self.state.consumed += b.num_samples + len(b.rejects)
+            local.rejected += len(b.rejects)
+            if b.empty:
                 continue
-            lengths = sample_lengths(b)
-            supervised = float((b["labels"][:, 1:] != IGNORE_INDEX).sum())
-            local.num_items += supervised
-            local.tokens += float(lengths.sum())
-            local.samples += float(b["num_samples"])
-            local.flops += self.fm.step_flops(int(b["pixel_values"].shape[0]), lengths, supervised)
+            local.num_items += b.supervised
+            local.tokens += sum(b.lengths)
+            local.samples += b.num_samples
+            local.flops += self.fm.step_flops(int(b.inputs["pixel_values"].shape[0]), b.lengths, b.supervised)
         return local
 
-    def train_step(self, micro: list[dict], trainable_params: list) -> dict:
+    def train_step(self, micro: list[Batch], trainable_params: list) -> dict:
         """Forward/backward over the micro-batches, clip, update (or skip a non-finite step); the step's metrics."""
         info, state, model = self.info, self.state, self.model
         stats = self._count(micro).all_reduce(info.device)
         loss_sum = torch.zeros((), dtype=torch.float64, device=info.device)
-        for b in micro:
-            if b.get("empty"):
-                b = _empty_micro_batch(self.image_size, self.pad_id)
-            inputs = model_inputs(b, info.device)
-            outputs = model(**inputs, use_cache=False, num_items_in_batch=max(stats.num_items, 1.0), loss_only=True)
+        for b in micro:  # an all-rejected micro-batch is the collator's stand-in: loss 0, the same collectives
+            outputs = model(**b.to(info.device).inputs, use_cache=False, num_items_in_batch=max(stats.num_items, 1.0),
+                            loss_only=True)
             (outputs.loss * info.world_size).backward()
             loss_sum += outputs.loss.detach().double()
         dist.all_reduce(loss_sum)

@@ -20,10 +20,9 @@ def _freeze(module: nn.Module) -> None:
         p.requires_grad_(False)
 
 
-def vit_layers(model) -> nn.ModuleList:
-    vision = model.vision_model
-    base = vision.get_base_model() if hasattr(vision, "get_base_model") else vision
-    return base.encoder.layers
+def unwrapped(module: nn.Module) -> nn.Module:
+    """The module inside a PEFT (LoRA) wrapper, or the module itself."""
+    return module.get_base_model() if hasattr(module, "get_base_model") else module
 
 
 def apply_tuning(model, tune: TuneConfig) -> None:
@@ -48,7 +47,7 @@ def apply_tuning(model, tune: TuneConfig) -> None:
     if tune.freeze_mlp:
         _freeze(model.mlp1)
     if tune.unfreeze_vit_layers:
-        for layer in vit_layers(model)[tune.unfreeze_vit_layers:]:
+        for layer in unwrapped(model.vision_model).encoder.layers[tune.unfreeze_vit_layers:]:
             for name, p in layer.named_parameters():
                 # With backbone LoRA the base weights stay frozen; only plain layers are unfrozen.
                 if "base_layer" not in name:
@@ -76,14 +75,11 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
 def merge_lora(model) -> bool:
     """Fold LoRA adapters into the base weights in place; returns whether there was anything to merge."""
     merged = False
-    if hasattr(model.vision_model, "merge_and_unload"):
-        model.vision_model = model.vision_model.merge_and_unload()
-        model.config.use_backbone_lora = 0
-        merged = True
-    if hasattr(model.language_model, "merge_and_unload"):
-        model.language_model = model.language_model.merge_and_unload()
-        model.config.use_llm_lora = 0
-        merged = True
+    for tower, flag in (("vision_model", "use_backbone_lora"), ("language_model", "use_llm_lora")):
+        if hasattr(getattr(model, tower), "merge_and_unload"):  # a PEFT wrapper
+            setattr(model, tower, getattr(model, tower).merge_and_unload())
+            setattr(model.config, flag, 0)
+            merged = True
     return merged
 
 

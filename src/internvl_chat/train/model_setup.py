@@ -14,9 +14,10 @@ import torch.distributed as dist
 from ..constants import IMG_CONTEXT_TOKEN
 from ..model import InternVLChatConfig, InternVLChatModel, compose_from_parts
 from ..model.modeling import resolve_attn_implementation
+from ..runtime import DistInfo
 from .config import TrainConfig
 from .lora import apply_tuning
-from .parallel import DistInfo, enable_activation_checkpointing, materialise_from_rank0, param_dtype, shard_model
+from .parallel import enable_activation_checkpointing, materialise_from_rank0, param_dtype, shard_model
 
 
 def load_tokenizer(cfg: TrainConfig):
@@ -62,11 +63,11 @@ def load_source_model(cfg: TrainConfig, tokenizer, parts_dtype: torch.dtype = to
     return model
 
 
-def _attn_impl(cfg: TrainConfig, info: DistInfo | None = None) -> str:
+def _attn_impl(cfg: TrainConfig, info: DistInfo) -> str:
     """The LLM attention of the trained model: the config's choice if it can run on this device and
     compute dtype, else flash_attention_2 where possible (bf16 on CUDA with flash-attn), else SDPA."""
-    device = info.device if info is not None else torch.device("cpu")
-    return resolve_attn_implementation(cfg.model.attn_implementation, param_dtype(cfg.parallel, device), device)
+    return resolve_attn_implementation(cfg.model.attn_implementation, param_dtype(cfg.parallel, info.device),
+                                       info.device)
 
 
 def cast_frozen(model: torch.nn.Module, dtype: torch.dtype) -> int:

@@ -20,10 +20,9 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, fully_shard
 
-# DistInfo, init_distributed and shutdown_distributed live in runtime.py (shared with eval); re-exported
-# here for the trainer, plan and tests.
-from ..runtime import DistInfo, dtype_choices, init_distributed, shutdown_distributed, torch_dtype  # noqa: F401
+from ..runtime import DistInfo, dtype_choices, torch_dtype
 from .config import ParallelConfig
+from .lora import unwrapped
 
 VIT_BLOCK = "InternVisionEncoderLayer"
 DTYPES = {name: torch_dtype(name) for name in dtype_choices("bf16", "fp32")}
@@ -38,23 +37,17 @@ def param_dtype(cfg: ParallelConfig, device: torch.device) -> torch.dtype:
 def sharded_blocks(model: nn.Module) -> list[nn.Module]:
     """Every ViT block and every LLM decoder layer, in forward order (found by class name, so LoRA
     wrappers around either tower do not matter)."""
-    llm = model.language_model
-    llm_base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
-    names = {VIT_BLOCK, *(getattr(llm_base, "_no_split_modules", None) or [])}
+    names = {VIT_BLOCK, *(getattr(unwrapped(model.language_model), "_no_split_modules", None) or [])}
     return [m for m in model.modules() if type(m).__name__ in names]
-
-
-def _base(module: nn.Module) -> nn.Module:
-    return module.get_base_model() if hasattr(module, "get_base_model") else module
 
 
 def enable_activation_checkpointing(model: nn.Module, every: int = 1) -> None:
     """Recompute the activations of every `every`-th ViT block and LLM decoder layer in backward
     (1: all, the original's setting; 2: every other one: more activation memory, less recompute)."""
-    vision_base = _base(model.vision_model)
+    vision_base = unwrapped(model.vision_model)
     vision_base.encoder.gradient_checkpointing = True
     vision_base.encoder.checkpoint_every = every
-    llm = _base(model.language_model)
+    llm = unwrapped(model.language_model)
     llm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if every > 1:
         for i, layer in enumerate(llm.get_decoder().layers):
@@ -66,14 +59,14 @@ def extra_groups(model: nn.Module) -> list[tuple[list[nn.Module], bool]]:
     root holds almost nothing: the LLM embedding, [final norm, lm_head] (used last in forward and
     first in backward: kept gathered), the projector and the ViT embeddings. A tied lm_head stays
     in one group with its embedding (one parameter cannot live in two groups)."""
-    llm = _base(model.language_model)
+    llm = unwrapped(model.language_model)
     embed, head = llm.get_input_embeddings(), llm.get_output_embeddings()
     norm = getattr(llm.get_decoder(), "norm", None)
     tail = [m for m in (norm, head) if m is not None]
     tied = head is not None and head.weight is embed.weight
     groups = [([embed, *tail], False)] if tied else [([embed], True), (tail, False)]
     groups.append(([model.mlp1], True))
-    groups.append(([_base(model.vision_model).embeddings], True))
+    groups.append(([unwrapped(model.vision_model).embeddings], True))
     return groups
 
 

@@ -22,9 +22,10 @@ from __future__ import annotations
 import copy
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # Light imports only at module level: bad arguments are answered before torch is imported.
+from ..errors import UserError
 from .config import ConfigError, TrainConfig
 
 GIB = 1024 ** 3
@@ -54,8 +55,7 @@ class Plan:
     batch: object  # plan_step.PlanBatch
     memory: object  # plan_step.StepMemory
     dcp_bytes_per_rank: int
-    flops_per_micro_batch: float
-    flop_model: object = None  # flops.FlopModel of the planned model
+    flop_model: object = None  # flops.FlopModel of the planned model (plan_report.costs counts with it)
     supervised_tokens: int = 0  # in the planned micro-batch
     plan_cfg_dtype: str = "bf16"  # parameter dtype FSDP computes in on the target
     largest_param_numel: int = 0  # the export gathers one parameter at a time
@@ -98,8 +98,7 @@ def recipe_batch(cfg: TrainConfig, pm, images_per_row: int | None, supervised_fr
     if images_per_row is None:
         images_per_row = max(1, seq // (2 * (ntok + 2))) if cfg.data.packing else 1
     rows = cfg.batch.per_device_batch_size
-    size = pm.config.force_image_size or pm.config.vision_config.image_size
-    return PlanBatch(rows, seq, rows * images_per_row, size, ntok, supervised_fraction)
+    return PlanBatch(rows, seq, rows * images_per_row, pm.config.image_size, ntok, supervised_fraction)
 
 
 def _planning_cfg(cfg: TrainConfig, target: Target) -> tuple[TrainConfig, bool]:
@@ -124,7 +123,7 @@ def plan(cfg: TrainConfig, target: Target, *, images_per_row: int | None = None,
     from .flops import flop_model
     from .model_setup import build_skeleton
     from .optim import build_optimizer
-    from .parallel import DistInfo
+    from ..runtime import DistInfo
     from .plan_model import planned_model
     from .plan_step import dcp_bytes, known_counts, tracked_step
 
@@ -152,7 +151,7 @@ def plan(cfg: TrainConfig, target: Target, *, images_per_row: int | None = None,
         with FakeTensorMode(allow_non_fake_inputs=True) as mode:
             model.to_empty(device="cpu")
             optimizer = build_optimizer(model, plan_cfg.optim)
-            fake_batch = {k: mode.from_tensor(v) for k, v in real_batch.items()}
+            fake_batch = replace(real_batch, inputs={k: mode.from_tensor(v) for k, v in real_batch.inputs.items()})
             say(f"one training step of {params_total / 1e9:.2f}B parameters on fake tensors "
                 f"({batch.rows} x {batch.seq_len} tokens, {batch.images} images)")
             memory = tracked_step(model, optimizer, fake_batch, world_size=target.world_size,
@@ -160,23 +159,17 @@ def plan(cfg: TrainConfig, target: Target, *, images_per_row: int | None = None,
                                   accumulating=accumulation > 1, fake=True, counts=counts, progress=say)
             say("checkpoint sizes")
             ckpt = dcp_bytes(model, optimizer)
-        supervised = counts[tuple(real_batch["labels"][:, 1:].shape)]
         fm = flop_model(model)
-        flops = fm.step_flops(batch.images, [batch.seq_len] * batch.rows, supervised)
     finally:
         dist.destroy_process_group()
-    return Plan(cfg, target, params_total, trainable, accumulation, batch, memory, ckpt, flops, fm, supervised,
+    return Plan(cfg, target, params_total, trainable, accumulation, batch, memory, ckpt, fm, real_batch.supervised,
                 plan_cfg.parallel.dtype, largest, offloaded, time.perf_counter() - start, pm.note)
 
 
 # -- command line ------------------------------------------------------------------------------
-class _UsageError(Exception):
-    pass
-
-
 class _Parser(__import__("argparse").ArgumentParser):
     def error(self, message):  # one line, exit 2 (argparse would print the usage too), as errors.py does
-        raise _UsageError(f"{message} (see {self.prog} --help)")
+        raise UserError(f"{message} (see {self.prog} --help)")
 
 
 def _parser():
@@ -206,29 +199,29 @@ def _target(args) -> Target:
     from .plan_report import GPUS
 
     if args.world_size < 1:
-        raise _UsageError(f"--world-size must be >= 1, got {args.world_size}")
+        raise UserError(f"--world-size must be >= 1, got {args.world_size}")
     if (args.gpu is None) == (args.gpu_memory is None):
-        raise _UsageError("give exactly one of --gpu NAME or --gpu-memory GIB")
+        raise UserError("give exactly one of --gpu NAME or --gpu-memory GIB")
     if not 0 < args.mfu <= 1:
-        raise _UsageError(f"--mfu must be in (0, 1], got {args.mfu}")
+        raise UserError(f"--mfu must be in (0, 1], got {args.mfu}")
     if args.margin_gib < 0 or args.fragmentation < 0:
-        raise _UsageError("--margin-gib and --fragmentation must be >= 0")
+        raise UserError("--margin-gib and --fragmentation must be >= 0")
     if not 0 < args.supervised_fraction <= 1:
-        raise _UsageError(f"--supervised-fraction must be in (0, 1], got {args.supervised_fraction}")
+        raise UserError(f"--supervised-fraction must be in (0, 1], got {args.supervised_fraction}")
     common = dict(margin_bytes=int(args.margin_gib * GIB), fragmentation=args.fragmentation, mfu=args.mfu)
     if args.gpu is not None:
         gpu = GPUS.get(args.gpu.lower())
         if gpu is None:
-            raise _UsageError(f"unknown GPU {args.gpu!r}; known: {', '.join(GPUS)} (or use --gpu-memory GIB)")
+            raise UserError(f"unknown GPU {args.gpu!r}; known: {', '.join(GPUS)} (or use --gpu-memory GIB)")
         return Target(args.world_size, gpu.memory_bytes, gpu.peak_flops, args.gpu.lower(), **common)
     if args.gpu_memory <= 0 or args.peak_tflops <= 0:
-        raise _UsageError("--gpu-memory and --peak-tflops must be > 0")
+        raise UserError("--gpu-memory and --peak-tflops must be > 0")
     return Target(args.world_size, int(args.gpu_memory * GIB), args.peak_tflops * 1e12,
                   f"{args.gpu_memory:g} GiB GPU", **common)
 
 
 def _prepare(argv):
-    """(args, cfg, target, samples) or _UsageError / ConfigError for anything the user can fix."""
+    """(args, cfg, target, samples) or UserError (ConfigError included) for anything the user can fix."""
     from ..data.formats import MetaError
     from .config import ConfigError, load_config
     from .plan_report import dataset_samples
@@ -238,7 +231,7 @@ def _prepare(argv):
     cfg = load_config(args.config, args.overrides)
     cfg.gradient_accumulation(target.world_size)  # divisibility, before minutes of planning
     if args.images_per_row is not None and args.images_per_row < 1:
-        raise _UsageError(f"--images-per-row must be >= 1, got {args.images_per_row}")
+        raise UserError(f"--images-per-row must be >= 1, got {args.images_per_row}")
     try:
         samples = args.samples if args.samples is not None else dataset_samples(cfg)
     except MetaError as e:
@@ -266,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             return plan(c, t, progress=lambda msg: _progress(msg, start), **kw)
 
         result = plan(cfg, target, progress=lambda msg: _progress(msg, start), **kw)
-    except (_UsageError, ConfigError) as e:
+    except UserError as e:
         print(f"internvl-chat plan: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     result.config_path = args.config

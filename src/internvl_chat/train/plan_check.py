@@ -10,6 +10,7 @@ it also records torch.cuda.max_memory_allocated() for the tracked step.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -21,7 +22,7 @@ def measure(cfg, images_per_row: int | None = None, supervised_fraction: float =
     """This rank's measured memory for one step (collective: every rank calls it)."""
     from .model_setup import build_sharded_model
     from .optim import build_optimizer
-    from .parallel import init_distributed
+    from ..runtime import init_distributed
     from .plan import recipe_batch
     from .plan_model import planned_model
     from .plan_step import dcp_bytes, tracked_step
@@ -32,14 +33,13 @@ def measure(cfg, images_per_row: int | None = None, supervised_fraction: float =
     optimizer = build_optimizer(model, cfg.optim)
     pm = planned_model(cfg)
     batch = recipe_batch(cfg, pm, images_per_row, supervised_fraction).build(
-        pm.token_ids, pm.config.llm_config.vocab_size)
-    batch = {k: v.to(info.device) for k, v in batch.items()}
+        pm.token_ids, pm.config.llm_config.vocab_size).to(info.device)
     if info.device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     memory = tracked_step(model, optimizer, batch, world_size=info.world_size, max_grad_norm=cfg.optim.max_grad_norm,
                           tune=cfg.tune, accumulating=cfg.gradient_accumulation(info.world_size) > 1)
-    out = memory.to_dict()
+    out = dataclasses.asdict(memory)
     if info.device.type == "cuda":
         out["cuda_max_allocated_bytes"] = int(torch.cuda.max_memory_allocated())
     out["dcp_bytes"] = dcp_bytes(model, optimizer)
@@ -48,7 +48,7 @@ def measure(cfg, images_per_row: int | None = None, supervised_fraction: float =
 
 def main(argv: list[str] | None = None) -> int:
     from .config import load_config
-    from .parallel import shutdown_distributed
+    from ..runtime import shutdown_distributed
 
     p = argparse.ArgumentParser(prog="python -m internvl_chat.train.plan_check")
     p.add_argument("config")

@@ -41,7 +41,7 @@ def dataset_samples(cfg: TrainConfig) -> int | None:
         return 4 * d.synthetic_train
     if d.source == "random":
         return d.synthetic_train
-    from ..data.formats import load_meta
+    from ..data.formats import load_meta, repeat_indices
 
     total = 0
     for spec in load_meta(d.meta_path, d.base_dir):
@@ -51,15 +51,8 @@ def dataset_samples(cfg: TrainConfig) -> int | None:
                 return None
             with open(spec.annotation, "rb") as f:
                 n = sum(1 for line in f if line.strip())
-        total += int(n * spec.repeat_time) if spec.repeat_time < 1 else n * int(spec.repeat_time)
+        total += len(repeat_indices(n, spec.repeat_time))
     return total
-
-
-def steps_per_epoch(samples: int | None, world: int, per_device: int, accumulation: int) -> int | None:
-    """As train/data.py counts them for padded batches: each rank's share (drop_last) in whole steps."""
-    if samples is None:
-        return None
-    return (samples // world) // (per_device * accumulation)
 
 
 def costs(plan, samples: int | None, mean_tokens: int | None = None) -> dict:
@@ -74,8 +67,8 @@ def costs(plan, samples: int | None, mean_tokens: int | None = None) -> dict:
         lengths = [tokens_per_row] * b.rows
     micro = plan.flop_model.step_flops(b.images, lengths, plan.supervised_tokens * sum(lengths) / (b.seq_len * b.rows))
     flops_step = micro * acc * world
-    if not cfg.data.packing:
-        steps = steps_per_epoch(samples, world, b.rows, acc)
+    if not cfg.data.packing:  # as the trainer counts padded steps: each rank's share (drop_last), whole steps
+        steps = None if samples is None else (samples // world) // (b.rows * acc)
     elif samples is not None and mean_tokens:  # a packed row holds about seq_len / mean_tokens samples
         steps = int(samples * mean_tokens / (b.seq_len * b.rows * acc * world))
     else:
@@ -119,7 +112,7 @@ def to_json(plan, cost: dict, suggestion: str | None, alternatives: list[dict]) 
         },
         "micro_batch": {"rows": plan.batch.rows, "seq_len": plan.batch.seq_len, "images": plan.batch.images,
                         "supervised_tokens": plan.supervised_tokens},
-        **{k: v for k, v in cost.items()},
+        **cost,
         "suggestion": suggestion, "alternatives": alternatives, "note": plan.note, "plan_seconds": plan.seconds,
     }
 

@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from unittest import mock
 
 import torch
 from torch.distributed._tools.fsdp2_mem_tracker import FSDPMemTracker
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..constants import IGNORE_INDEX, IMG_CONTEXT_TOKEN, IMG_END_TOKEN, IMG_START_TOKEN
+from ..data.batch import Batch
 from .lora import set_frozen_eval
 
 aten = torch.ops.aten
@@ -57,7 +59,7 @@ class PlanBatch:
     num_image_token: int
     supervised_fraction: float = 0.5
 
-    def build(self, ids: dict[str, int], vocab_size: int) -> dict[str, torch.Tensor]:
+    def build(self, ids: dict[str, int], vocab_size: int) -> Batch:
         if self.images > self.rows * (self.seq_len // (self.num_image_token + 2)):
             raise ValueError(f"{self.images} images of {self.num_image_token} tokens do not fit in "
                              f"{self.rows} rows of {self.seq_len} tokens")
@@ -78,14 +80,14 @@ class PlanBatch:
         prompt = self.seq_len - int(round(self.supervised_fraction * self.seq_len))
         labels[:, :max(prompt, 1)] = IGNORE_INDEX
         pixels = torch.randn(self.images, 3, self.image_size, self.image_size, generator=g)
-        return {"input_ids": input_ids, "labels": labels, "pixel_values": pixels}
+        return Batch({"input_ids": input_ids, "labels": labels, "pixel_values": pixels},
+                     supervised=int((labels[:, 1:] != IGNORE_INDEX).sum()))
 
 
-def known_counts(batch: dict[str, torch.Tensor], img_context_id: int) -> dict[tuple, int]:
+def known_counts(batch: Batch, img_context_id: int) -> dict[tuple, int]:
     """Lengths of the model's data-dependent results on this batch, keyed by the shape of the mask."""
-    ids, labels = batch["input_ids"], batch["labels"]
-    return {(ids.numel(),): int((ids == img_context_id).sum()),
-            tuple(labels[:, 1:].shape): int((labels[:, 1:] != IGNORE_INDEX).sum())}
+    ids, labels = batch.inputs["input_ids"], batch.inputs["labels"]
+    return {(ids.numel(),): int((ids == img_context_id).sum()), tuple(labels[:, 1:].shape): batch.supervised}
 
 
 class _KnownCounts(TorchDispatchMode):
@@ -119,33 +121,21 @@ class _KnownCounts(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
-@contextlib.contextmanager
 def _separate_propagation_mode():
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.distributed.tensor import _sharding_prop
 
     own = FakeTensorMode()
-    saved = _sharding_prop.detect_fake_mode
-    _sharding_prop.detect_fake_mode = lambda *a, **k: own
-    try:
-        yield
-    finally:
-        _sharding_prop.detect_fake_mode = saved
+    return mock.patch.object(_sharding_prop, "detect_fake_mode", lambda *a, **k: own)
 
 
-@contextlib.contextmanager
 def _one_sample_per_row():
     """transformers looks for packed sequences in the position ids and, on fake tensors, cannot read them,
     so it assumes packing and builds an explicit (rows, 1, T, T) mask, which sends SDPA to its math kernel.
     The planned rows hold one sample each; on real tensors the lookup returns None for them, as here."""
     from transformers import masking_utils
 
-    saved = masking_utils.find_packed_sequence_indices
-    masking_utils.find_packed_sequence_indices = lambda position_ids: None
-    try:
-        yield
-    finally:
-        masking_utils.find_packed_sequence_indices = saved
+    return mock.patch.object(masking_utils, "find_packed_sequence_indices", lambda position_ids: None)
 
 
 @dataclass
@@ -162,9 +152,6 @@ class StepMemory:
     activation_peak_bytes: int  # the largest activation footprint seen at any snapshot
     host_resident_peak_bytes: int  # the device peak if the sharded states lived in host memory (CPU offload)
     at_peak: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 def _by_name(snapshot: dict) -> dict[str, int]:
@@ -202,7 +189,7 @@ def _summarise(tracker: FSDPMemTracker, after_step: dict[str, int]) -> StepMemor
         at_peak={k: v for k, v in peak.items() if k != "Total"})
 
 
-def tracked_step(model, optimizer, batch: dict[str, torch.Tensor], *, world_size: int, max_grad_norm: float,
+def tracked_step(model, optimizer, batch: Batch, *, world_size: int, max_grad_norm: float,
                  tune, accumulating: bool, fake: bool = False, counts: dict | None = None,
                  progress=None) -> StepMemory:
     """Run one optimizer step of the training loop under FSDPMemTracker and return its memory.
@@ -224,11 +211,12 @@ def tracked_step(model, optimizer, batch: dict[str, torch.Tensor], *, world_size
         optimizer.step()  # AdamW creates its states lazily on the first step
         optimizer.zero_grad(set_to_none=not accumulating)
         tracker = FSDPMemTracker(model, optimizer)
-        tracker.track_inputs(tuple(batch.values()))
+        tracker.track_inputs(tuple(batch.inputs.values()))
         counting = _KnownCounts(counts or {}) if fake else contextlib.nullcontext()
         with counting, tracker:
             say("forward")
-            out = model(**batch, use_cache=False, num_items_in_batch=float(counts_or_real(batch, counts)),
+            # the loop divides by the global batch's count; any positive number gives the same memory
+            out = model(**batch.inputs, use_cache=False, num_items_in_batch=float(max(1, batch.supervised)),
                         loss_only=True)
             say("backward")
             (out.loss * world_size).backward()
@@ -239,15 +227,6 @@ def tracked_step(model, optimizer, batch: dict[str, torch.Tensor], *, world_size
             after_step = _by_name(tracker.get_tracker_snapshot())
             optimizer.zero_grad(set_to_none=True)
     return _summarise(tracker, after_step)
-
-
-def counts_or_real(batch: dict, counts: dict | None) -> int:
-    """Supervised tokens of the micro-batch (the loop divides by the global batch's count; any
-    positive number gives the same memory)."""
-    labels = batch["labels"]
-    if counts is not None:
-        return max(1, counts.get(tuple(labels[:, 1:].shape), 1))
-    return max(1, int((labels[:, 1:] != IGNORE_INDEX).sum()))
 
 
 def dcp_bytes(model, optimizer) -> int:

@@ -19,10 +19,6 @@ import dataclasses
 from .config import TrainConfig
 
 
-def _divisors_below(n: int, below: int) -> list[int]:
-    return [d for d in range(below - 1, 0, -1) if n % d == 0]
-
-
 def _with(cfg: TrainConfig, **changes) -> TrainConfig:
     new = copy.deepcopy(cfg)
     for key, value in changes.items():
@@ -40,7 +36,8 @@ def _record(alternatives: list, override: str, plan, replanned: bool) -> bool:
 def _smaller_batch(base, replan, alternatives: list, max_tries: int = 2):
     cfg, t = base.cfg, base.target
     per_device = cfg.batch.per_device_batch_size
-    candidates = _divisors_below(cfg.batch.global_batch_size // t.world_size, per_device)
+    per_rank = cfg.batch.global_batch_size // t.world_size
+    candidates = [d for d in range(per_device - 1, 0, -1) if per_rank % d == 0]  # smaller batches that divide it
     states = int(base.states_bytes * (1 + t.fragmentation)) + t.margin_bytes
     if not candidates or states >= t.capacity_bytes:
         return None
