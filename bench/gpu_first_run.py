@@ -301,6 +301,51 @@ def step_serve(ctx) -> dict:
         log.close()
 
 
+def _plan_case(ctx) -> tuple[list[str], list[str]]:
+    """(config overrides, plan flags) for the plan check: the 1b preset on a GPU, a small tiny variant on CPU."""
+    if ctx.cpu:
+        overrides = ["num_threads=1", "model.preset_args={image_size: 112, llm_hidden: 128, vit_hidden: 64, "
+                     "llm_layers: 3, vit_layers: 3}"]
+        return overrides, ["--gpu-memory", "1024", "--peak-tflops", "1"]
+    import torch
+    from train_throughput import gpu_preset
+
+    preset_args, extra = gpu_preset("1b")
+    gib = torch.cuda.get_device_properties(0).total_memory / 2 ** 30
+    overrides = ["model.preset=tiny", "model.path=null", "model.vision_path=null", "model.llm_path=null", *extra,
+                 "global_batch_size=2", f"model.preset_args={json.dumps(preset_args)}"]
+    return overrides, ["--gpu-memory", f"{gib:.1f}", "--peak-tflops", "989"]
+
+
+def step_plan_vs_measured(ctx) -> dict:
+    """`internvl-chat plan` for one GPU against the same step measured on real tensors (plan_check): the
+    tracked peak, and on a GPU torch.cuda.max_memory_allocated(). A plan below the allocator's peak by more
+    than 15 % is a failure: that is the direction that turns a "fits" into an out-of-memory."""
+    overrides, flags = _plan_case(ctx)
+    config = str(ROOT / "configs" / "tiny.yaml")
+    plan_json, measured_json = ctx.work / "plan.json", ctx.work / "plan_check.json"
+    done = _run([sys.executable, "-m", "internvl_chat.cli", "plan", config, *overrides, "--world-size", "1",
+                 *flags, "--no-suggest", "--json", str(plan_json)], ctx.timeout(400))
+    if not plan_json.is_file():
+        raise RuntimeError(_tail(done.stderr + done.stdout))
+    done = _run([sys.executable, "-m", "internvl_chat.train.plan_check", config, *overrides,
+                 "--out", str(measured_json)], ctx.timeout(300))
+    if done.returncode != 0:
+        raise RuntimeError(_tail(done.stderr))
+    planned = json.loads(plan_json.read_text())["per_gpu"]
+    measured = json.loads(measured_json.read_text())["0"]
+    gib = lambda b: round(b / 2 ** 30, 3)  # noqa: E731
+    result = {"planned_peak_gib": gib(planned["peak_bytes"]), "measured_tracked_peak_gib": gib(measured["peak_bytes"]),
+              "planned_over_tracked": round(planned["peak_bytes"] / measured["peak_bytes"], 3)}
+    if "cuda_max_allocated_bytes" in measured:
+        allocated = measured["cuda_max_allocated_bytes"]
+        result["cuda_max_allocated_gib"] = gib(allocated)
+        result["planned_over_allocated"] = round(planned["peak_bytes"] / allocated, 3)
+        if planned["peak_bytes"] < 0.85 * allocated:
+            raise RuntimeError(f"the plan is too optimistic: {result}")
+    return result
+
+
 STEPS = [
     ("environment", step_environment),
     ("packed_losses", step_packed_losses),
@@ -317,6 +362,7 @@ STEPS = [
     ("serve", step_serve),
     ("throughput_1b_packing", _throughput(True)),
     ("throughput_1b_padding", _throughput(False)),
+    ("plan_vs_measured", step_plan_vs_measured),
 ]
 
 

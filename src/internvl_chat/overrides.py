@@ -9,11 +9,30 @@ type (an int is accepted for a float).
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from typing import Any
 
+import yaml
+
 _TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading `1e-5` as a float. YAML 1.1 wants a dot in a float (`1.0e-5`), so
+    PyYAML reads `lr: 1e-5` as a string; JSON, YAML 1.2 and every config writer mean a number. In a typed
+    field the string used to be converted later, but inside a free-form mapping (`model.preset_args`) it
+    reached transformers as a string."""
+
+
+_Loader.add_implicit_resolver(  # copies the resolver table for this subclass; SafeLoader is untouched
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def load_yaml(text: str) -> Any:
+    """A YAML document (a config file or one override's value), with `1e-5` read as a number."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 class OverrideTypeError(ValueError):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from ..overrides import OverrideTypeError, coerce
+from ..overrides import OverrideTypeError, coerce, load_yaml
 from ..train.config import read_yaml
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "demo" / "demo.yaml"
@@ -96,13 +96,20 @@ def _set(cfg: DemoConfig, section: str, key: str, value, where: str, raw: str | 
                               f"got {value!r}") from None
 
 
+def _threads(value, where: str) -> int:
+    try:
+        return coerce(value, int, strict=True)
+    except OverrideTypeError:
+        raise DemoConfigError(f"{where}: threads must be a whole number (0: all cores), got {value!r}") from None
+
+
 def load_demo_config(path: str | Path | None = None, overrides: list[str] | None = None) -> DemoConfig:
     path = Path(path) if path else DEFAULT_CONFIG
     data = read_yaml(path, DemoConfigError, "demo config")
     cfg = DemoConfig(base_dir=path.resolve().parent)
     for section, body in data.items():
         if section == "threads":
-            cfg.threads = int(body)
+            cfg.threads = _threads(body, f"{path}: threads")
             continue
         if section not in SECTIONS or not isinstance(body, dict):
             raise DemoConfigError(f"{path}: {section!r} must be one of the sections {', '.join(SECTIONS)}, threads "
@@ -113,13 +120,13 @@ def load_demo_config(path: str | Path | None = None, overrides: list[str] | None
         key, sep, raw = item.partition("=")
         if not sep or "." not in key:
             if key == "threads" and sep:
-                cfg.threads = int(raw)
+                cfg.threads = _threads(load_yaml(raw), f"override {item!r}")
                 continue
             raise DemoConfigError(f"override {item!r}: expected section.key=value (e.g. data.n_train=8, stage1.max_steps=2)")
         section, sub = key.split(".", 1)
         if section not in SECTIONS:
             raise DemoConfigError(f"override {item!r}: unknown section {section!r}; sections: {', '.join(SECTIONS)}")
-        _set(cfg, section, sub, yaml.safe_load(raw), f"override {item!r}", raw=raw)
+        _set(cfg, section, sub, load_yaml(raw), f"override {item!r}", raw=raw)
     for stage in STAGES:
         if not getattr(cfg, stage).config:
             raise DemoConfigError(f"{path}: {stage}.config (the stage's training YAML) is not set")

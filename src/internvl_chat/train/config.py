@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from ..errors import UserError
-from ..overrides import OverrideTypeError, coerce, type_name
+from ..overrides import OverrideTypeError, coerce, load_yaml, type_name
 from ..runtime import dtype_name
 
 
@@ -233,7 +233,7 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
             raise ConfigError(f"{where}: expected key=value (e.g. output_dir=out or optim.lr=2e-5)")
         key, raw = item.split("=", 1)
         section, sub = _resolve_key(key.strip(), where)
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw) if raw.strip() else ""
         if section is None:
             cfg.seed = _coerce(value, int, where)
         else:
@@ -249,7 +249,7 @@ def read_yaml(path: Path, error: type[Exception] = ConfigError, what: str = "con
     if not path.is_file():
         raise error(f"{what} not found: {path}")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return load_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise error(f"{path}: not valid YAML: {e}") from None
 
