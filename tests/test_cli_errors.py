@@ -185,6 +185,9 @@ TRAIN_CASES = [
     (["data.base_dir=/data"], "data.base_dir is set but data.source=synthetic does not use it"),
     (["lora_dropout=0.1"], "no LoRA is on"),
     (["model.mlp_path=/p.pth"], "only used when composing from parts"),
+    (["model.preset_args={llm_hiden: 64}"], "model.preset_args: unknown key(s) llm_hiden"),
+    (["model.preset_args={llm_hidden: wide}"], "model.preset_args:"),
+    (["model.preset_args={llm_config: {model_type: llama, rms_norm_eps: abc}}"], "rms_norm_eps"),
 ]
 
 

@@ -46,11 +46,11 @@ def test_scientific_notation_is_a_number_everywhere_yaml_is_read(tmp_path):
 
     assert load_yaml("a: 1e-5\nb: -2E+3\nc: '1e-5'\nd: 1e5x") == {"a": 1e-5, "b": -2000.0, "c": "1e-5", "d": "1e5x"}
     path = tmp_path / "c.yaml"
-    path.write_text("optim: {lr: 2e-5}\nmodel: {preset: tiny, preset_args: {llm_config: {rms_norm_eps: 1e-6}}}\n"
+    path.write_text("optim: {lr: 2e-5}\nmodel: {preset: tiny, preset_args: {llm_config: {model_type: llama, rms_norm_eps: 1e-6}}}\n"
                     "data: {source: synthetic}\n")
-    cfg = load_config(path, ["model.preset_args={llm_config: {rms_norm_eps: 1e-6}, image_size: 56}"])
+    cfg = load_config(path, ["model.preset_args={llm_config: {model_type: llama, rms_norm_eps: 1e-6}, image_size: 56}"])
     assert cfg.optim.lr == 2e-5
-    assert cfg.model.preset_args == {"llm_config": {"rms_norm_eps": 1e-6}, "image_size": 56}
+    assert cfg.model.preset_args == {"llm_config": {"model_type": "llama", "rms_norm_eps": 1e-6}, "image_size": 56}
     assert isinstance(load_config(path).model.preset_args["llm_config"]["rms_norm_eps"], float)
 
 

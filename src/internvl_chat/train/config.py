@@ -271,6 +271,8 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError("model: composing from parts needs both model.vision_path and model.llm_path")
     if m.preset and m.preset != "tiny":
         raise ConfigError(f"model.preset: unknown preset {m.preset!r} (only 'tiny' is trainable from scratch)")
+    if m.preset:
+        _check_preset_args(m.preset_args)
     if cfg.data.source not in ("meta", "synthetic", "random"):
         raise ConfigError(f"data.source must be meta, synthetic or random, got {cfg.data.source!r}")
     if cfg.data.packing and cfg.data.group_by_length:
@@ -328,6 +330,27 @@ def _validate_numbers(cfg: TrainConfig) -> None:
         raise ConfigError("data.num_workers and checkpoint.save_every must be >= 0, logging.log_every >= 1")
     if cfg.logging.max_nonfinite_in_a_row < 1:
         raise ConfigError("logging.max_nonfinite_in_a_row must be >= 1")
+
+
+def _check_preset_args(args: dict) -> None:
+    """Build the preset's config (no weights): a key or value it cannot take is the user's mistake, said
+    here instead of as transformers' validation traceback when the model is built."""
+    import inspect
+
+    from huggingface_hub.errors import StrictDataclassError
+
+    from ..errors import one_line
+    from ..model.configuration import InternVLChatConfig
+    from ..model.presets import tiny_config
+
+    known = {name for fn in (tiny_config, InternVLChatConfig.__init__)
+             for name, p in inspect.signature(fn).parameters.items() if p.kind is p.POSITIONAL_OR_KEYWORD} - {"self"}
+    if unknown := sorted(set(args) - known):  # the config would keep them as attributes nobody reads
+        raise ConfigError(f"model.preset_args: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    try:
+        tiny_config(**args)
+    except (TypeError, ValueError, StrictDataclassError) as e:
+        raise ConfigError(f"model.preset_args: {one_line(e)}") from None
 
 
 def _refuse_unused(cfg: TrainConfig) -> None:
