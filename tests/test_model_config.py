@@ -122,3 +122,13 @@ def test_full_v1_2_model_on_meta_device_has_40_07B_parameters():
     assert shapes["language_model.model.layers.59.self_attn.k_proj.weight"] == (1024, 7168)
     assert shapes["language_model.lm_head.weight"] == (64007, 7168)
     assert not any("norm.weight" in k and k.startswith("vision_model.encoder.") and ".layers." not in k for k in shapes)
+
+
+def test_tiny_config_refuses_a_key_it_would_silently_keep():
+    import pytest
+
+    from internvl_chat.model.presets import tiny_config
+
+    with pytest.raises(TypeError, match="unknown key\\(s\\) llm_hiden; known: .*llm_hidden"):
+        tiny_config(llm_hiden=64)
+    assert tiny_config(llm_hidden=64, template="Hermes-2").llm_config.hidden_size == 64

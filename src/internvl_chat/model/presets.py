@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 
@@ -41,7 +42,13 @@ def v1_2_config() -> InternVLChatConfig:
 def tiny_config(vocab_size: int = 1000, image_size: int = 56, patch_size: int = 14, vit_hidden: int = 32,
                 vit_layers: int = 2, llm_hidden: int = 48, llm_layers: int = 2, eos_token_id: int = 4,
                 pad_token_id: int = 0, **overrides) -> InternVLChatConfig:
-    """A miniature V1.2: same blocks and semantics, 56 px images -> 16 patches -> 4 image tokens."""
+    """A miniature V1.2: same blocks and semantics, 56 px images -> 16 patches -> 4 image tokens.
+    `overrides` are InternVLChatConfig arguments; any other key is refused (the config would keep it as
+    an attribute nobody reads)."""
+    config_keys = [k for k in inspect.signature(InternVLChatConfig.__init__).parameters if k not in ("self", "kwargs")]
+    if unknown := sorted(set(overrides) - set(config_keys)):
+        known = sorted(config_keys + [k for k in inspect.signature(tiny_config).parameters if k != "overrides"])
+        raise TypeError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}")
     cfg = dict(
         vision_config=dict(V1_2_VISION, image_size=image_size, patch_size=patch_size, hidden_size=vit_hidden,
                            num_attention_heads=4, intermediate_size=vit_hidden * 2, num_hidden_layers=vit_layers,
